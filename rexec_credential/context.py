@@ -1,0 +1,117 @@
+"""The world a command runs in: env, streams, clock, browser, config, API client.
+
+The only module that reads process globals (in `Context.from_process`); tests
+build their own Context instead of patching anything.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+
+from .config import ConfigFile, directory_for
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import IO, Any, Callable, Mapping
+
+
+class Context:
+    """Everything a command may touch, passed in."""
+
+    def __init__(
+        self,
+        env: Mapping[str, str],
+        stdin: IO[bytes],
+        stdout: IO[str],
+        stderr: IO[str],
+        clock: Callable[[], float] = time.time,
+        open_browser: Callable[[str], bool] | None = None,
+        read_secret: Callable[[str], str] | None = None,
+        stdin_is_tty: bool = False,
+        stdout_is_tty: bool = False,
+        stderr_is_tty: bool = False,
+    ) -> None:
+        self.env = env
+        self.stdin = stdin
+        self.stdout = stdout
+        self.stderr = stderr
+        self.clock = clock
+        self.open_browser = open_browser or _standard_browser
+        self.read_secret = read_secret or _getpass
+        self.stdin_is_tty = stdin_is_tty
+        self.stdout_is_tty = stdout_is_tty
+        self.stderr_is_tty = stderr_is_tty
+        self._config: ConfigFile | None = None
+
+    @classmethod
+    def from_process(cls) -> Context:
+        """The real process: os.environ, sys streams, wall clock, webbrowser, getpass."""
+        for stream in (sys.stdout, sys.stderr):
+            stream.reconfigure(line_buffering=True)  # a pipe sees each line at once
+        return cls(
+            env=os.environ,
+            stdin=sys.stdin.buffer,
+            stdout=sys.stdout,
+            stderr=sys.stderr,
+            stdin_is_tty=_isatty(sys.stdin),
+            stdout_is_tty=_isatty(sys.stdout),
+            stderr_is_tty=_isatty(sys.stderr),
+        )
+
+    @property
+    def config(self) -> ConfigFile:
+        """The config file, located from this context's environment."""
+        if self._config is None:
+            self._config = ConfigFile(directory_for(self.env), self.warn)
+        return self._config
+
+    def api(self, host: str) -> Any:
+        """An API client for host (imports requests only when called)."""
+        from .api import Client
+
+        return Client(host, self.env)
+
+    def out(self, line: str = "") -> None:
+        """A line of normal output."""
+        self.stdout.write(line + "\n")
+        self.stdout.flush()
+
+    def success(self, message: str) -> None:
+        """A '✓ message' line, the mark green on a terminal."""
+        self.out(f"{self.colour('✓', '32')} {message}")
+
+    def warn(self, line: str) -> None:
+        """A one-line error or warning on stderr."""
+        self.stderr.write(line + "\n")
+        self.stderr.flush()
+
+    def colour(self, text: str, code: str, stream: str = "stdout") -> str:
+        """Wrap text in an ANSI colour when that stream is a terminal and NO_COLOR is unset."""
+        tty = self.stdout_is_tty if stream == "stdout" else self.stderr_is_tty
+        if not tty or self.env.get("NO_COLOR"):
+            return text
+        return f"\033[{code}m{text}\033[0m"
+
+
+def _isatty(stream: object) -> bool:
+    try:
+        return bool(stream.isatty())  # type: ignore[attr-defined]
+    except (AttributeError, ValueError):
+        return False
+
+
+def _standard_browser(url: str) -> bool:
+    import webbrowser  # honours $BROWSER
+
+    try:
+        return webbrowser.open(url)
+    except webbrowser.Error:
+        return False
+
+
+def _getpass(prompt: str) -> str:
+    import getpass
+
+    return getpass.getpass(prompt)
