@@ -1,0 +1,157 @@
+"""rexec-whoami and rexec-logout (SPEC §4)."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from conftest import call, run_bin
+
+
+@pytest.fixture
+def logged_in(standin, config_path):
+    token = standin.mint_api_token("johndoe")
+    assert call("login", ["--token", "-", "--host", standin.url], stdin=token.encode()).code == 0
+    return token
+
+
+def test_whoami_prints_the_seed_block_with_role_for_admins(standin, logged_in):
+    result = call("whoami", [])
+    assert result.code == 0, result
+    assert result.out == (
+        "User Profile\n"
+        "─────────────────────────────\n"
+        "  Username: johndoe\n"
+        "  Email:    johndoe@example.com\n"
+        "  Tier:     pro\n"
+        "  Role:     Admin\n"
+        f"  Host:     {standin.url}\n"
+        "  Token:    API token from the config file, no expiry\n"
+    )
+    assert logged_in not in result.out + result.err
+
+
+def test_whoami_has_no_role_line_for_other_users_and_shows_jwt_expiry(standin, monkeypatch):
+    token = standin.mint_jwt("janedoe", exp=4102444800)
+    monkeypatch.setenv("REXEC_TOKEN", token)
+    monkeypatch.setenv("REXEC_HOST", standin.url)
+    result = call("whoami", [])
+    assert result.code == 0, result
+    assert "Role:" not in result.out
+    assert "  Token:    JWT from REXEC_TOKEN, expires 2100-01-01 00:00:00 UTC\n" in result.out
+
+
+def test_whoami_porcelain(standin, logged_in):
+    result = call("whoami", ["--porcelain"])
+    assert result.out.splitlines() == [
+        "username=johndoe", "email=johndoe@example.com", "tier=pro", "role=admin",
+        f"host={standin.url}", "token_source=config", "token_kind=api", "token_expires=",
+    ]
+
+
+def test_whoami_not_logged_in():
+    result = call("whoami", [])
+    assert (result.code, result.out, result.err) == (
+        1, "", "Not logged in. Run 'rexec-login' first.\n")
+
+
+def test_whoami_rejected_token(standin, logged_in):
+    standin.revoke(logged_in)
+    result = call("whoami", [])
+    assert (result.code, result.err) == (1, "Error: Invalid token: Invalid or expired token\n")
+
+
+def test_whoami_service_down_exits_3(standin, logged_in):
+    standin.drop_next(10)
+    result = call("whoami", [])
+    assert result.code == 3 and result.err.count("\n") == 1
+
+
+def test_env_token_wins_over_config(standin, logged_in, monkeypatch):
+    monkeypatch.setenv("REXEC_TOKEN", standin.mint_api_token("janedoe"))
+    result = call("whoami", ["--porcelain"])
+    assert "username=janedoe" in result.out and "token_source=env" in result.out
+
+
+def test_config_token_is_not_sent_to_another_host(standin, logged_in, monkeypatch):
+    from rexec_credential.testing import StandIn
+
+    with StandIn() as other:
+        monkeypatch.setenv("REXEC_HOST", other.url)
+        result = call("whoami", [])
+        assert result.code == 1 and "Not logged in" in result.err
+        assert other.log == []
+
+
+def test_option_wins_over_env_host(standin, logged_in, monkeypatch):
+    monkeypatch.setenv("REXEC_HOST", "https://elsewhere.example")
+    result = call("whoami", ["--porcelain", f"--host={standin.url}"])
+    assert result.code == 0 and f"host={standin.url}" in result.out
+
+
+def test_whoami_on_corrupted_config_exits_4_with_remedy(config_path):
+    config_path.parent.mkdir(mode=0o700)
+    config_path.write_text("][")
+    config_path.chmod(0o600)
+    result = call("whoami", [])
+    assert result.code == 4
+    assert result.err == (f"configuration file {config_path} is corrupted; run 'rexec-logout' "
+                          "to remove it, then 'rexec-login'\n")
+    assert config_path.read_text() == "]["
+
+
+def test_logout_removes_the_file_and_is_idempotent(logged_in, config_path):
+    first = call("logout", [])
+    assert (first.code, first.out, first.err) == (0, "✓ Logged out\n", "")
+    assert not config_path.exists()
+    second = call("logout", [])
+    assert (second.code, second.out) == (0, "✓ Logged out\n")
+
+
+def test_logout_removes_a_corrupted_file(config_path):
+    config_path.parent.mkdir(mode=0o700)
+    config_path.write_text("\x00garbage")
+    assert call("logout", []).code == 0
+    assert not config_path.exists()
+
+
+def test_logout_mentions_a_remaining_rexec_token(monkeypatch):
+    monkeypatch.setenv("REXEC_TOKEN", "rexec_" + "a" * 64)
+    result = call("logout", [])
+    assert result.code == 0 and "REXEC_TOKEN is still set" in result.err
+    assert "rexec_aaaa" not in result.err
+
+
+@pytest.mark.parametrize("name", ["rexec-login", "rexec-logout", "rexec-whoami",
+                                  "rexec-credential", "git-credential-rexec"])
+def test_every_executable_has_help_and_version(name):
+    helped = run_bin(name, "--help")
+    assert helped.code == 0 and "Usage:" in helped.out and helped.err == ""
+    version = run_bin(name, "--version")
+    assert version.code == 0 and version.out.strip().endswith("0.1.0")
+
+
+@pytest.mark.parametrize("name", ["rexec-login", "rexec-logout", "rexec-whoami"])
+def test_usage_errors_exit_2_with_one_line_and_no_argv_echo(name):
+    result = run_bin(name, "--bogus=rexec_SECRETSECRETSECRETSECRETSECRET12")
+    assert result.code == 2
+    assert result.err.count("\n") == 1 and "SECRET" not in result.err
+    assert "Traceback" not in result.err
+
+
+def test_installed_whoami_and_logout(standin, logged_in, config_path):
+    who = run_bin("rexec-whoami", "--porcelain")
+    assert who.code == 0 and "username=johndoe" in who.out
+    out = run_bin("rexec-logout")
+    assert out.code == 0 and not config_path.exists()
+    again = run_bin("rexec-whoami")
+    assert again.code == 1 and again.err == "Not logged in. Run 'rexec-login' first.\n"
+
+
+def test_colour_only_on_a_terminal_without_no_color(standin, logged_in):
+    plain = call("logout", [], stdout_is_tty=False)
+    assert "\033[" not in plain.out
+    coloured = call("logout", [], stdout_is_tty=True)
+    assert "\033[32m✓\033[0m Logged out" in coloured.out
+    no_colour = call("logout", [], env={**os.environ, "NO_COLOR": "1"}, stdout_is_tty=True)
+    assert "\033[" not in no_colour.out
