@@ -38,9 +38,10 @@ def main() -> int:
         print(f"Stand-in Rexec service at {service.url}; HOME={home}\n")
         print("# 1. CI-style login with an API token read from standard input")
         api_token = service.mint_api_token("johndoe")
+        piped = f'printf %s "$API_TOKEN" | rexec-login --token - --host {service.url}'
         codes = [
             show(["rexec-login", "--token", "-", "--host", service.url], env, api_token,
-                 shown=f'printf %s "$REXEC_API_TOKEN" | rexec-login --token - --host {service.url}'),
+                 shown=piped),
             show(["rexec-whoami"], env),
             show(["rexec-whoami", "--porcelain"], env),
         ]
