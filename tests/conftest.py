@@ -90,3 +90,14 @@ def run_bin(name: str, *args: str, stdin: bytes | str = b"", env: dict | None = 
     )
     return Result(proc.stdout.decode("utf-8", "replace"), proc.stderr.decode("utf-8", "replace"),
                   proc.returncode)
+
+
+def pytest_addoption(parser):
+    parser.addoption("--full", action="store_true",
+                     help="stress suite: run the big numbers the README quotes")
+
+
+def pytest_configure(config):
+    # Read by tests/stress at import time, where round counts are fixed.
+    if config.getoption("--full"):
+        os.environ["REXEC_STRESS_FULL"] = "1"
