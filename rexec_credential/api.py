@@ -62,9 +62,9 @@ class Client:
             remaining = deadline - self._clock()
             timeout = (min(CONNECT_TIMEOUT, remaining), min(READ_TIMEOUT, remaining))
             try:
+                # auth= (not a header) so requests never swaps in ~/.netrc credentials.
                 response = self._session.get(
-                    url, headers={"Authorization": f"Bearer {token}"}, timeout=timeout,
-                    allow_redirects=False,
+                    url, auth=_Bearer(token), timeout=timeout, allow_redirects=False,
                 )
             except requests.exceptions.SSLError:
                 raise ServiceError(
@@ -113,6 +113,20 @@ class Client:
                 f"Rexec service at {self.host} answered with something that is not JSON"
             )
         return body
+
+
+class _Bearer(requests.auth.AuthBase):
+    """Authorization: Bearer <token> (SPEC §2)."""
+
+    def __init__(self, token: str) -> None:
+        self._token = token
+
+    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
+        request.headers["Authorization"] = f"Bearer {self._token}"
+        return request
+
+    def __repr__(self) -> str:
+        return "_Bearer(<redacted>)"
 
 
 def _fields(user: Mapping) -> dict:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from importlib import import_module
 
@@ -23,7 +24,8 @@ def run(command: str) -> NoReturn:
     from .context import Context
 
     try:
-        status = main(command, sys.argv[1:], Context.from_process())
+        prog = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else None
+        status = main(command, sys.argv[1:], Context.from_process(), prog)
         sys.stdout.flush()
     except BrokenPipeError:
         # The reader went away (e.g. `| head`); say nothing more.
@@ -32,13 +34,16 @@ def run(command: str) -> NoReturn:
     sys.exit(status)
 
 
-def main(command: str, argv: list, ctx: Context) -> int:
-    """Run `command` (a module of rexec_credential.commands) with argv; return the exit status."""
+def main(command: str, argv: list, ctx: Context, prog: str | None = None) -> int:
+    """Run `command` (a module of rexec_credential.commands) with argv; return the exit status.
+
+    `prog` is the name the program was invoked as (git-credential-rexec or rexec-credential).
+    """
     module = import_module(f"rexec_credential.commands.{command}")
     quick = getattr(module, "quick_parse", None)
     args = quick(argv) if quick else None
     if args is None:
-        args = _parse(module.__doc__, argv, ctx)
+        args = _parse(module.__doc__, argv, ctx, prog)
         if isinstance(args, int):
             return args
     try:
@@ -51,21 +56,21 @@ def main(command: str, argv: list, ctx: Context) -> int:
         return INTERRUPTED
 
 
-def _parse(usage: str, argv: list, ctx: Context) -> dict | int:
+def _parse(usage: str, argv: list, ctx: Context, prog: str | None) -> dict | int:
     from docopt import DocoptExit, docopt
 
     try:
         args = docopt(usage, argv, default_help=False, version=None)
     except DocoptExit:
         # One line, and never argv itself: it may hold a mistyped token.
-        prog = _program(usage)
+        prog = prog or _program(usage)
         ctx.warn(f"{prog}: invalid arguments; see '{prog} --help'")
         return USAGE_ERROR
     if args.get("--help"):
         ctx.out(usage.strip("\n"))
         return 0
     if args.get("--version"):
-        ctx.out(f"{_program(usage)} {__version__}")
+        ctx.out(f"{prog or _program(usage)} {__version__}")
         return 0
     return dict(args)
 

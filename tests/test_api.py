@@ -106,3 +106,11 @@ def test_server_error_text_never_echoes_the_token(standin):
     with pytest.raises(AuthError) as info:
         client(standin.url).validate_api_token(token)
     assert token not in str(info.value)
+
+
+def test_netrc_never_replaces_the_bearer_token(standin, home):
+    (home / ".netrc").write_text("machine 127.0.0.1 login u password p\n")
+    (home / ".netrc").chmod(0o600)
+    token = standin.mint_api_token("johndoe")
+    assert client(standin.url).validate_api_token(token)["username"] == "johndoe"
+    assert standin.log[-1]["auth"] == "api"
