@@ -6,6 +6,7 @@ build their own Context instead of patching anything.
 
 from __future__ import annotations
 
+import io
 import os
 import sys
 import time
@@ -52,7 +53,7 @@ class Context:
             stream.reconfigure(line_buffering=True)  # a pipe sees each line at once
         return cls(
             env=os.environ,
-            stdin=sys.stdin.buffer,
+            stdin=sys.stdin.buffer if sys.stdin else io.BytesIO(),  # None when started closed
             stdout=sys.stdout,
             stderr=sys.stderr,
             stdin_is_tty=_isatty(sys.stdin),

@@ -26,12 +26,22 @@ Options:
 
 from __future__ import annotations
 
+import math
+import os
+import select
+import time
+from contextlib import contextmanager
+from urllib.parse import quote
+
 from .. import hosts, store, tokens
-from ..errors import AuthError, StorageError, UsageError
+from ..callback import CallbackServer
+from ..errors import AuthError, Interrupted, RexecError, StorageError, UsageError
 from ..precedence import resolve
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import IO, Iterator
+
     from ..context import Context
 
 
@@ -107,9 +117,252 @@ def _parse_timeout(value: str) -> float:
     return seconds
 
 
+BANNER = (
+    "╔" + "═" * 42 + "╗",
+    "           Rexec CLI Login",
+    "╚" + "═" * 42 + "╝",
+)
+PASTE_PROMPT = "Paste your token here: "
+NOT_A_TOKEN = "That is neither this login's callback address nor a whole token; still waiting."
+POLL = 0.2  # seconds between looks at the callback, stdin and the clock while waiting
+MAX_LINE = 65536
+
+
 def browser_login(args: dict, ctx: Context, host: str) -> int:
     """The browser flow through a one-time loopback callback (issue 3)."""
-    _parse_port(args["--port"])
-    _parse_timeout(args["--timeout"])
+    port = _parse_port(args["--port"])
+    deadline = time.monotonic() + _parse_timeout(args["--timeout"])
     hosts.require_secure(host, ctx.env)
-    raise UsageError("browser login is not available yet; use rexec-login --token -")
+    attempt = _Attempt(ctx, host)
+    server = CallbackServer(attempt, port)
+    try:
+        server.start()
+    except OSError as exc:
+        return _manual_login(ctx, host, exc)
+    with server:
+        url = login_url(host, server.url)
+        cancelled = _wait_for_login(ctx, server, url, deadline, not args["--no-browser"])
+        server.finish()  # a token already being checked is seen through
+    return _report(ctx, attempt, cancelled)
+
+
+def login_url(host: str, callback_url: str) -> str:
+    """The service's login page, told where to send the browser back to."""
+    return f"{host}/cli-login?callback={quote(callback_url, safe='')}"
+
+
+class _Attempt:
+    """on_token for the callback server: validate and store one token, remember the outcome."""
+
+    def __init__(self, ctx: Context, host: str) -> None:
+        self.ctx, self.host = ctx, host
+        self.profile: dict | None = None
+        self.error: RexecError | None = None
+
+    def __call__(self, token: str) -> tuple[bool, str]:
+        """Validate and store the token; (ok, a sentence for the browser page)."""
+        try:
+            self.profile = establish(self.ctx, self.host, token)
+        except RexecError as exc:
+            self.error = exc
+            return False, exc.message
+        return True, f"Logged in to Rexec as {_who(self.profile)}."
+
+
+def _wait_for_login(ctx: Context, server: CallbackServer, url: str, deadline: float,
+                    open_browser: bool) -> bool:
+    """Print the seed's lines, open the browser, wait; True when cancelled with Ctrl+C."""
+    try:
+        _announce(ctx, url, open_browser)
+        # webbrowser waits for a $BROWSER command or a console browser (lynx, w3m) to exit;
+        # that cannot deadlock, as the token is validated in the callback server's thread.
+        if open_browser and not ctx.open_browser(url):
+            ctx.warn("Couldn't open a browser; visit the address above.")
+        _wait(ctx, server, deadline)
+    except KeyboardInterrupt:
+        return True
+    return False
+
+
+def _announce(ctx: Context, url: str, opening: bool) -> None:
+    for line in BANNER:
+        ctx.out(line)
+    ctx.out()
+    if opening:
+        ctx.out("Opening browser for login...")
+        ctx.out()
+    ctx.out("If browser doesn't open, visit:")
+    ctx.out(url)
+    ctx.out()
+    ctx.out("Waiting for login... (Press Ctrl+C to cancel)")
+    if ctx.stdin_is_tty:
+        ctx.out("Browser on another machine? Paste the address it ends on (or the token) "
+                "here and press Enter; it is not shown.")
+
+
+def _wait(ctx: Context, server: CallbackServer, deadline: float) -> None:
+    """Until a token has been handled or the deadline passes: tick, and take pasted lines."""
+    pasted = _PastedLines(ctx.stdin)
+    countdown = _Countdown(ctx)
+    with _hidden_input(ctx):
+        try:
+            while not server.done():
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return
+                countdown.show(left)
+                if not pasted.open:
+                    server.wait(min(POLL, left))
+                    continue
+                for line in pasted.read(min(POLL, left)):
+                    _take_pasted(ctx, server, line, countdown)
+        finally:
+            countdown.clear()
+
+
+def _take_pasted(ctx: Context, server: CallbackServer, line: str, countdown: _Countdown) -> None:
+    """A pasted address is checked like a request (nonce and all); a bare token as it is."""
+    if not line.strip():
+        return
+    token, problem = server.check_pasted(line)
+    if token is not None and tokens.kind(token) is None:
+        token, problem = None, NOT_A_TOKEN  # e.g. cut short by the terminal: paste again
+    countdown.clear()
+    if token is None:
+        ctx.warn(problem or NOT_A_TOKEN)
+        return
+    server.submit(token)
+
+
+def _report(ctx: Context, attempt: _Attempt, cancelled: bool) -> int:
+    if attempt.profile is not None:
+        ctx.success(f"Successfully logged in as {_who(attempt.profile)}")
+        return 0
+    if attempt.error is not None:
+        raise attempt.error
+    if cancelled:
+        raise Interrupted("Login cancelled.")
+    raise AuthError("Login timed out. Please try again.")
+
+
+def _manual_login(ctx: Context, host: str, exc: OSError) -> int:
+    """No callback server: the seed's manual steps, then a pasted API token."""
+    ctx.warn(f"Couldn't start local server: {(exc.strerror or str(exc)).lower()}")
+    ctx.out()
+    ctx.out("Manual login:")
+    ctx.out(f"1. Go to: {host}/settings")
+    ctx.out("2. Click on 'API Tokens' section")
+    ctx.out("3. Generate a new token and copy it")
+    ctx.out()
+    token = _prompt_token(ctx)
+    if not token:
+        raise AuthError("Cancelled")
+    profile = establish(ctx, host, token)
+    ctx.success(f"Logged in as {_who(profile)}")
+    return 0
+
+
+def _prompt_token(ctx: Context) -> str:
+    """Without echo on a terminal; a line from stdin otherwise; '' at EOF."""
+    try:
+        if ctx.stdin_is_tty:
+            return ctx.read_secret(PASTE_PROMPT).strip()
+        ctx.stdout.write(PASTE_PROMPT)
+        ctx.stdout.flush()
+        line = ctx.stdin.readline(MAX_LINE)
+        ctx.out()
+    except EOFError:
+        return ""
+    except KeyboardInterrupt:
+        raise Interrupted("Login cancelled.") from None
+    return line.decode("utf-8", "replace").strip()
+
+
+class _PastedLines:
+    """Lines pasted on stdin while waiting, read without ever blocking the wait."""
+
+    def __init__(self, stream: IO[bytes]) -> None:
+        self._stream = stream
+        self._fd = _fileno(stream)
+        self._partial = b""
+        self.open = True
+
+    def read(self, timeout: float) -> list:
+        """The complete lines that arrive within timeout seconds (and the rest at EOF)."""
+        chunk = self._chunk(timeout)
+        if chunk is None:
+            return []
+        if not chunk or self._fd is None:
+            self.open = False
+        lines = (self._partial + chunk).split(b"\n")
+        self._partial = lines.pop() if self.open else b""
+        if len(self._partial) > MAX_LINE:
+            self._partial = b""  # not something anyone pasted
+        return [line.decode("utf-8", "replace") for line in lines]
+
+    def _chunk(self, timeout: float) -> bytes | None:
+        if self._fd is None:  # an in-memory stream: all it will ever hold is there now
+            return self._stream.read(MAX_LINE)
+        try:
+            if not select.select([self._fd], [], [], timeout)[0]:
+                return None
+            # os.read, not the buffered stream: it returns what is there without waiting
+            # for more, and leaves no thread holding the stream's lock at exit.
+            return os.read(self._fd, 4096)
+        except (OSError, ValueError):
+            return b""
+
+
+def _fileno(stream: object) -> int | None:
+    try:
+        return int(stream.fileno())  # type: ignore[attr-defined]
+    except (AttributeError, OSError, ValueError):
+        return None
+
+
+@contextmanager
+def _hidden_input(ctx: Context) -> Iterator[None]:
+    """Terminal echo off while waiting, so a pasted address or token is not shown."""
+    fd = _fileno(ctx.stdin) if ctx.stdin_is_tty else None
+    saved = None
+    if fd is not None:
+        import termios
+
+        try:
+            saved = termios.tcgetattr(fd)
+            quiet = termios.tcgetattr(fd)
+            quiet[3] &= ~termios.ECHO
+            termios.tcsetattr(fd, termios.TCSANOW, quiet)
+        except (OSError, termios.error):
+            saved = None
+    try:
+        yield
+    finally:
+        if saved is not None:
+            termios.tcsetattr(fd, termios.TCSANOW, saved)
+
+
+class _Countdown:
+    """The time left, rewritten in place on a terminal; nothing on a pipe."""
+
+    def __init__(self, ctx: Context) -> None:
+        self._ctx = ctx
+        self._shown = ""
+
+    def show(self, left: float) -> None:
+        if not self._ctx.stdout_is_tty:
+            return
+        seconds = math.ceil(left)
+        text = f"Time left: {seconds // 60}:{seconds % 60:02d}"
+        if text != self._shown:
+            self._write(f"\r{text}\033[K")
+            self._shown = text
+
+    def clear(self) -> None:
+        if self._shown:
+            self._write("\r\033[K")
+            self._shown = ""
+
+    def _write(self, text: str) -> None:
+        self._ctx.stdout.write(text)
+        self._ctx.stdout.flush()

@@ -12,6 +12,7 @@ import subprocess
 import sys
 import tempfile
 
+from .scripted_browser import browser_command
 from .service import StandIn
 
 BIN = os.path.dirname(sys.executable)
@@ -34,7 +35,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as home, StandIn() as service:
         env = {k: v for k, v in os.environ.items() if not k.startswith("REXEC_")}
         env.update(HOME=home, NO_PROXY="127.0.0.1,localhost", PATH=BIN + os.pathsep + env["PATH"])
-        browser = f"{sys.executable} -m rexec_credential.testing.scripted_browser %s"
+        browser = browser_command()
         print(f"Stand-in Rexec service at {service.url}; HOME={home}\n")
         print("# 1. CI-style login with an API token read from standard input")
         api_token = service.mint_api_token("johndoe")

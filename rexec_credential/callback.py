@@ -1,0 +1,336 @@
+"""The one-shot loopback server that receives the browser's redirect with ?token= (SPEC §4).
+
+The service appends `?token=<jwt>` verbatim to whatever callback URL it was given and
+accepts any URL, so the only thing binding a redirect to *this* login is an unguessable
+one-time path segment (the role RFC 8252 §8.9 gives OAuth's `state`; it cannot be a query
+parameter here). The server listens on the 127.0.0.1 literal only and for this one login
+(RFC 8252 §7.3, §8.3), refuses every request that is not `GET /callback/<nonce>` with a
+loopback `Host` (a foreign Host means DNS rebinding), and hands exactly one token to
+`on_token`; it knows nothing of the config file or the API.
+"""
+
+from __future__ import annotations
+
+import hmac
+import html
+import secrets
+import socketserver
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Callable, Tuple
+
+    Verdict = Tuple[bool, str]
+
+LOOPBACK = "127.0.0.1"
+DEFAULT_PORT = 9876
+NONCE_BYTES = 32  # 256 bits; SPEC §4 asks for at least 128
+MAX_REQUEST_BYTES = 16384  # request line and headers together; a callback needs ~1 KiB
+CLIENT_TIMEOUT = 5.0  # seconds a connection may take to send its request
+PASTE_WRONG_ADDRESS = "That is not this login's callback address; still waiting."
+PASTE_NO_TOKEN = "That address carries no token; still waiting."
+
+_OPEN, _CLAIMED, _DONE, _CLOSED = "open", "claimed", "done", "closed"
+
+
+# -- pure helpers -------------------------------------------------------------------------
+
+
+def callback_path(nonce: str) -> str:
+    """The one path the server answers: /callback/<nonce>."""
+    return f"/callback/{nonce}"
+
+
+def path_matches(path: str, nonce: str) -> bool:
+    """True when path is exactly /callback/<nonce>, compared in constant time."""
+    expected = callback_path(nonce).encode("ascii")
+    return hmac.compare_digest(path.encode("utf-8", "surrogateescape"), expected)
+
+
+def host_allowed(host: str | None, port: int) -> bool:
+    """True for a Host header naming this listener: 127.0.0.1:PORT or localhost:PORT."""
+    if not host:
+        return False
+    return host.strip().lower() in (f"{LOOPBACK}:{port}", f"localhost:{port}")
+
+
+def token_from_query(query: str) -> str | None:
+    """The `token` parameter of a query string, None when absent or empty."""
+    values = parse_qs(query, keep_blank_values=True).get("token") or [""]
+    return values[0] or None
+
+
+def parse_pasted(text: str, nonce: str) -> tuple[str | None, str | None]:
+    """A pasted callback address or bare token → (token, None), or (None, why it was refused).
+
+    A bare token (no '/', '?' or '=') is returned as it is; an address must carry this
+    login's nonce, checked as if the request had arrived over HTTP.
+    """
+    text = text.strip()
+    if not text:
+        return None, PASTE_NO_TOKEN
+    if not any(c in text for c in "/?="):
+        return text, None
+    rest = text.split("://", 1)[1] if "://" in text else text
+    slash = rest.find("/")
+    target = rest[slash:] if slash >= 0 else ""
+    path, _, query = target.split("#", 1)[0].partition("?")
+    if not path_matches(path, nonce):
+        return None, PASTE_WRONG_ADDRESS
+    token = token_from_query(query)
+    return (token, None) if token else (None, PASTE_NO_TOKEN)
+
+
+def page(title: str, message: str) -> bytes:
+    """A minimal self-contained HTML page (no external resources, nothing to leak the URL to)."""
+    return (
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+        f"<title>{html.escape(title)}</title></head>\n"
+        "<body style=\"font-family: sans-serif; margin: 3em auto; max-width: 40em\">\n"
+        f"<h1>{html.escape(title)}</h1>\n<p>{html.escape(message)}</p>\n</body></html>\n"
+    ).encode()
+
+
+# -- the server ---------------------------------------------------------------------------
+
+
+class CallbackServer:
+    """Waits on 127.0.0.1 for one `GET /callback/<nonce>?token=…`; a context manager."""
+
+    def __init__(self, on_token: Callable[[str], Verdict], port: int = DEFAULT_PORT) -> None:
+        self._on_token = on_token
+        self._requested_port = port
+        self._nonce = secrets.token_urlsafe(NONCE_BYTES)
+        self._lock = threading.Lock()
+        self._state = _OPEN
+        self._settled = threading.Event()
+        self._error: BaseException | None = None
+        self._httpd: _HTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    # -- lifecycle
+
+    def start(self) -> CallbackServer:
+        """Bind 127.0.0.1:port and serve in a daemon thread; OSError when the port is taken."""
+        httpd = _HTTPServer((LOOPBACK, self._requested_port), _Handler)
+        httpd.owner = self
+        self._httpd = httpd
+        self._thread = threading.Thread(
+            target=httpd.serve_forever, kwargs={"poll_interval": 0.05},
+            name=f"rexec-callback:{self.port}", daemon=True,
+        )
+        self._thread.start()
+        return self
+
+    def close(self) -> None:
+        """Stop serving and release the port (idempotent)."""
+        with self._lock:
+            if self._state == _OPEN:
+                self._state = _CLOSED
+        httpd, self._httpd = self._httpd, None
+        if httpd is not None:
+            httpd.shutdown()
+            httpd.server_close()
+
+    def __enter__(self) -> CallbackServer:
+        """Start serving (if not already)."""
+        return self if self._httpd is not None else self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        """Close the listener."""
+        self.close()
+
+    @property
+    def port(self) -> int:
+        """The bound port."""
+        if self._httpd is None:
+            raise RuntimeError("the callback server is not running")
+        return int(self._httpd.server_address[1])
+
+    @property
+    def url(self) -> str:
+        """The callback URL to give the service: http://127.0.0.1:PORT/callback/<nonce>."""
+        return f"http://{LOOPBACK}:{self.port}{callback_path(self._nonce)}"
+
+    # -- waiting
+
+    def done(self) -> bool:
+        """True once a token has been handed to on_token and its answer given."""
+        return self._settled.is_set()
+
+    def wait(self, timeout: float) -> bool:
+        """Block until a token has been handled or timeout seconds pass; True if handled."""
+        return self._settled.wait(timeout)
+
+    def finish(self, grace: float = 90.0) -> bool:
+        """Take no more tokens; wait for one already being handled; True if a token was.
+
+        Re-raises an unexpected exception from on_token (a bug must show).
+        """
+        with self._lock:
+            if self._state == _OPEN:
+                self._state = _CLOSED
+            pending = self._state == _CLAIMED
+        if pending:
+            self._settled.wait(grace)
+        if self._error is not None:
+            raise self._error
+        return self._settled.is_set()
+
+    # -- tokens
+
+    def check_pasted(self, text: str) -> tuple[str | None, str | None]:
+        """parse_pasted with this server's nonce."""
+        return parse_pasted(text, self._nonce)
+
+    def submit(self, token: str) -> Verdict | None:
+        """Hand a token that arrived another way (pasted) to on_token; None if one already was."""
+        if not self._claim():
+            return None
+        try:
+            return self._on_token(token)
+        finally:
+            self._settle()
+
+    def _claim(self) -> bool:
+        with self._lock:
+            if self._state != _OPEN:
+                return False
+            self._state = _CLAIMED
+            return True
+
+    def _judge(self, token: str) -> Verdict:
+        try:
+            return self._on_token(token)
+        except Exception as exc:  # re-raised from finish() in the waiting thread
+            self._error = exc
+            return False, "Something went wrong; see the terminal."
+
+    def _settle(self) -> None:
+        with self._lock:
+            self._state = _DONE
+        self._settled.set()
+
+
+class _HTTPServer(ThreadingHTTPServer):
+    daemon_threads = True  # a client that never finishes its request cannot hold us up
+    allow_reuse_address = True  # a previous login's TIME_WAIT connections must not block us
+    # Never SO_REUSEPORT (some Python releases set it on HTTPServer): it would let another
+    # local process bind the same port and be handed some of the connections.
+    allow_reuse_port = False
+    owner: CallbackServer
+
+    def server_bind(self) -> None:
+        # Skip HTTPServer.server_bind: its getfqdn() can stall on a slow resolver.
+        socketserver.TCPServer.server_bind(self)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """Stay quiet: a client hanging up is no concern of the terminal."""
+
+
+class _CappedReader:
+    """Wraps the request stream so a client cannot make us read more than a budget."""
+
+    def __init__(self, stream: Any, budget: int) -> None:
+        self._stream = stream
+        self.budget = budget
+        self.exceeded = False
+
+    def readline(self, size: int = -1) -> bytes:
+        """Read a line within the remaining budget."""
+        if self.budget <= 0:
+            self.exceeded = True
+            return b""
+        limit = self.budget if size is None or size < 0 else min(size, self.budget)
+        line = self._stream.readline(limit)
+        self.budget -= len(line)
+        return line
+
+    def read(self, size: int = -1) -> bytes:
+        """Callback requests have no body: read nothing."""
+        return b""
+
+    def close(self) -> None:
+        """Close the underlying stream."""
+        self._stream.close()
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: _HTTPServer
+    timeout = CLIENT_TIMEOUT
+    server_version = "rexec-login"
+    sys_version = ""
+
+    def setup(self) -> None:
+        """Cap what one request may send."""
+        super().setup()
+        self.rfile = _CappedReader(self.rfile, MAX_REQUEST_BYTES)  # type: ignore[assignment]
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+        """Say nothing: the request line carries the token."""
+
+    def do_GET(self) -> None:
+        """The callback: checks, then the one-shot hand-over."""
+        refusal = self._refusal()
+        if refusal is not None:
+            self._send(*refusal)
+            return
+        token = token_from_query(self.path.partition("?")[2])
+        if token is None:
+            self._send(400, "Missing token", "The address carries no token.")
+            return
+        owner = self.server.owner
+        if not owner._claim():
+            self._send(410, "Login link already used",
+                       "This login has already been completed or cancelled. You can close "
+                       "this tab.")
+            return
+        try:
+            ok, message = owner._judge(token)
+            if ok:
+                self._send(200, "Login Successful!",
+                           f"{message} You can close this tab and return to the terminal.")
+            else:
+                self._send(401, "Login Failed", f"{message} Return to the terminal.")
+        finally:
+            owner._settle()
+
+    def _refusal(self) -> tuple[int, str, str] | None:
+        if self.rfile.exceeded:  # type: ignore[attr-defined]
+            return 431, "Request too large", "Request header fields too large."
+        if len(self.headers.get_all("Host") or []) != 1 or not host_allowed(
+            self.headers.get("Host"), self.server.server_address[1]
+        ):
+            return 421, "Misdirected request", "This server answers only its loopback address."
+        if not path_matches(self.path.partition("?")[0], self.server.owner._nonce):
+            return 404, "Not found", "Nothing here."
+        return None
+
+    def _refuse_method(self) -> None:
+        self._send(405, "Method not allowed", "Only GET is accepted.", [("Allow", "GET")])
+
+    do_HEAD = do_POST = do_PUT = do_DELETE = do_PATCH = do_OPTIONS = _refuse_method
+
+    def _send(self, status: int, title: str, message: str,
+              extra: list | None = None) -> None:
+        body = page(title, message)
+        try:
+            self.send_response(status)
+            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.send_header("Content-Length", str(len(body)))
+            self.send_header("Cache-Control", "no-store")
+            self.send_header("Referrer-Policy", "no-referrer")
+            self.send_header("X-Content-Type-Options", "nosniff")
+            self.send_header("Content-Security-Policy", "default-src 'none'; "
+                             "style-src 'unsafe-inline'")
+            self.send_header("Connection", "close")
+            for name, value in extra or []:
+                self.send_header(name, value)
+            self.end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(body)
+        except OSError:
+            pass  # the browser went away; the outcome stands

@@ -1,0 +1,128 @@
+"""End to end in a real headless Chromium (Playwright driving Debian's chromium).
+
+The installed rexec-login runs as a subprocess; BROWSER names a tiny script, so the
+command's own browser opening (webbrowser honouring $BROWSER) hands the login URL to the
+test, whose Chromium signs in on the stand-in, authorizes, and follows the redirect to
+the loopback callback. Skipped only when Chromium or Playwright is missing outside CI;
+in CI (CI set) a missing browser is a failure, never a skip.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import shutil
+import subprocess
+import time
+
+import pytest
+from conftest import BIN_DIR, run_bin
+
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-proxy-server"]
+
+
+def _chromium() -> str:
+    """The Chromium executable and Playwright, or skip (outside CI) / fail (in CI)."""
+    path = "/usr/bin/chromium" if os.path.exists("/usr/bin/chromium") else shutil.which("chromium")
+    missing = None if path else "chromium (apt-get install chromium)"
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        missing = missing or "playwright (pip install -e '.[test]')"
+    if missing:
+        if os.environ.get("CI"):
+            pytest.fail(f"{missing} is required in CI; this test must not skip there")
+        pytest.skip(f"{missing} is not installed")
+    return path
+
+
+@pytest.fixture(scope="module")
+def chromium():
+    path = _chromium()
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=path, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(chromium):
+    context = chromium.new_context()
+    yield context.new_page()
+    context.close()
+
+
+@pytest.fixture
+def rexec_login(tmp_path, standin):
+    """Start the installed rexec-login with BROWSER set to a script that writes the URL down;
+    returns (process, the URL it asked to open)."""
+    url_file = tmp_path / "opened-url"
+    script = tmp_path / "browser"
+    script.write_text(f'#!/bin/sh\nprintf "%s\\n" "$1" > {shlex.quote(str(url_file))}.tmp\n'
+                      f"mv {shlex.quote(str(url_file))}.tmp {shlex.quote(str(url_file))}\n")
+    script.chmod(0o755)
+    env = dict(os.environ, BROWSER=f"{shlex.quote(str(script))} %s")
+    proc = subprocess.Popen(
+        [str(BIN_DIR / "rexec-login"), "--host", standin.url, "--port", "0", "--timeout", "60"],
+        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
+        text=True,
+    )
+    deadline = time.monotonic() + 20
+    while not url_file.exists():
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            out, err = proc.communicate()
+            pytest.fail(f"rexec-login opened no browser: exit {proc.returncode}, {out!r} {err!r}")
+        time.sleep(0.05)
+    try:
+        yield proc, url_file.read_text().strip()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def sign_in_and_authorize(page, url: str) -> None:
+    """What a person does on the stand-in's pages."""
+    page.goto(url)
+    page.fill("input[name=username]", "johndoe")
+    page.fill("input[name=password]", "hunter2")
+    page.get_by_role("button", name="Sign in").click()
+    page.get_by_role("button", name="Authorize CLI access").click()
+    page.wait_for_load_state()
+
+
+def test_browser_login_in_real_chromium_then_whoami(page, rexec_login, standin, config_path):
+    proc, url = rexec_login
+    assert url.startswith(standin.url + "/cli-login?callback=http%3A%2F%2F127.0.0.1%3A")
+    sign_in_and_authorize(page, url)
+    page.get_by_text("Login Successful!").wait_for(timeout=15000)
+    assert page.url.startswith("http://127.0.0.1:") and "/callback/" in page.url
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, (out, err)
+    assert "Opening browser for login...\n" in out and url + "\n" in out
+    assert out.endswith("✓ Successfully logged in as johndoe (johndoe@example.com)\n")
+    token = json.loads(config_path.read_text())["token"]
+    assert token not in out + err
+    whoami = run_bin("rexec-whoami")
+    assert whoami.code == 0, whoami
+    assert "Username: johndoe" in whoami.out and f"Host:     {standin.url}" in whoami.out
+
+
+def test_rejected_token_shows_the_failure_page_in_real_chromium(page, rexec_login, standin,
+                                                                config_path):
+    standin.cli_login_rejected = True  # the service issues a JWT its own API refuses
+    proc, url = rexec_login
+    sign_in_and_authorize(page, url)
+    page.get_by_text("Login Failed").wait_for(timeout=15000)
+    assert "token signature is invalid" in page.content()
+    assert "Login Successful" not in page.content()
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 1
+    assert err == "Invalid token: token signature is invalid\n"
+    assert not config_path.exists()
