@@ -9,6 +9,7 @@ $(VENV)/.installed: setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[test]'
+	$(PY) -m compileall -q rexec_credential  # PYTHONDONTWRITEBYTECODE may be set: keep get fast
 	touch $@
 
 demo: $(VENV)/.installed

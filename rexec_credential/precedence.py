@@ -28,14 +28,19 @@ class Resolved:
         self.username = username
 
 
-def resolve(data: Mapping, env: Mapping[str, str], host_option: str | None = None) -> Resolved:
-    """Apply option → env → config → default to the host, then find the token for that host."""
+def resolve(data: Mapping, env: Mapping[str, str], host_option: str | None = None,
+            now: float = 0) -> Resolved:
+    """Apply option → env → config → default to the host, then find the token for that host.
+
+    A bad --host or REXEC_HOST is the user's usage error; a config `host` that is not a
+    URL (hand-edited, or another tool's) counts as no login, as store.active_record sees it.
+    """
     if host_option:
         host, source = hosts.normalise(host_option), "option"
     elif env.get("REXEC_HOST"):
         host, source = hosts.normalise(env["REXEC_HOST"]), "env"
-    elif isinstance(data.get("host"), str) and data["host"]:
-        host, source = hosts.normalise(data["host"]), "config"
+    elif store.active_host(data):
+        host, source = store.active_host(data), "config"
     else:
         host, source = hosts.DEFAULT_HOST, "default"
     resolved = Resolved(host, source)
@@ -43,10 +48,13 @@ def resolve(data: Mapping, env: Mapping[str, str], host_option: str | None = Non
         resolved.token, resolved.token_source = env["REXEC_TOKEN"], "env"
         return resolved
     protocol, hostport = hosts.git_parts(host)
-    for record in store.records(data):
-        if record["protocol"] == protocol and record["host"] == hostport and record["password"]:
-            resolved.token, resolved.token_source = record["password"], "config"
-            if record["username"] != store.PLACEHOLDER_USERNAME:
-                resolved.username = record["username"]
-            break
+    candidates = [r for r in store.records(data)
+                  if r["protocol"] == protocol and r["host"] == hostport and r["password"]]
+    # An unexpired token first; an expired one still beats none (the server then says why).
+    candidates.sort(key=lambda record: store.expired(record, now))
+    if candidates:
+        record = candidates[0]
+        resolved.token, resolved.token_source = record["password"], "config"
+        if record["username"] != store.PLACEHOLDER_USERNAME:
+            resolved.username = record["username"]
     return resolved

@@ -36,7 +36,7 @@ KINDS = {"api": "API token", "jwt": "JWT"}
 
 def run(args: dict, ctx: Context) -> int:
     """Fetch /api/profile with the effective token and print it."""
-    login = resolve(ctx.config.load(), ctx.env, args["--host"])
+    login = resolve(ctx.config.load(), ctx.env, args["--host"], ctx.clock())
     if not login.token:
         raise AuthError("Not logged in. Run 'rexec-login' first.")
     kind = tokens.classify(login.token)

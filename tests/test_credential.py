@@ -1,0 +1,526 @@
+"""`rexec-credential get|store|erase` (and git-credential-rexec): the command, in-process and as
+a subprocess, including the Rexec specifics (REXEC_TOKEN, JWT exp, placeholder username) and
+the hot-path import budget."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import os
+import stat
+import subprocess
+import sys
+
+import pytest
+from conftest import BIN_DIR, REPO, call, run_bin
+
+from rexec_credential import store
+from rexec_credential.commands import credential
+from rexec_credential.config import ConfigFile
+from rexec_credential.context import Context
+
+NOW = 1_700_000_000
+API_TOKEN = "rexec_" + "a1" * 32
+OTHER_TOKEN = "rexec_" + "b2" * 32
+
+
+def jwt(**claims) -> str:
+    def seg(obj):
+        return base64.urlsafe_b64encode(json.dumps(obj).encode()).rstrip(b"=").decode()
+    return f"{seg({'alg': 'HS256', 'typ': 'JWT'})}.{seg(claims)}.c2ln"
+
+
+def helper(op: str, stdin: str | bytes = b"", **kw):
+    """Run the command in-process at NOW."""
+    data = stdin.encode() if isinstance(stdin, str) else stdin
+    return call("credential", [op], stdin=data, clock=lambda: NOW, **kw)
+
+
+def lines(*items: str) -> str:
+    return "".join(f"{item}\n" for item in items)
+
+
+def write_config(config_path, data: dict) -> None:
+    config_path.parent.mkdir(mode=0o700, exist_ok=True)
+    config_path.write_text(json.dumps(data))
+    config_path.chmod(0o600)
+
+
+def read_config(config_path) -> dict:
+    return json.loads(config_path.read_text())
+
+
+def login(config_path, host="https://rexec.pipeops.io", token=API_TOKEN, **profile) -> None:
+    """Write an active login the way rexec-login does (store.set_active)."""
+    profile = profile or {"username": "johndoe", "email": "john@example.com", "tier": "pro"}
+    ConfigFile(str(config_path.parent), print).update(
+        lambda data: store.set_active(data, host, token, profile) or True)
+
+
+def ok(result, out: str = "") -> None:
+    assert (result.code, result.err, result.out) == (0, "", out)
+
+
+REXEC = lines("protocol=https", "host=rexec.pipeops.io")
+ANSWER = lines("protocol=https", "host=rexec.pipeops.io", "username=johndoe",
+               f"password={API_TOKEN}")
+
+
+# -- get ------------------------------------------------------------------------------------
+
+def test_get_answers_a_stored_credential():
+    ok(helper("store", lines("protocol=https", "host=example.com", "username=u", "password=p")))
+    ok(helper("get", lines("protocol=https", "host=example.com")),
+       lines("protocol=https", "host=example.com", "username=u", "password=p"))
+
+
+def test_get_no_match_prints_nothing_and_exits_0(home):
+    ok(helper("get", lines("protocol=https", "host=example.com")))
+    assert not (home / ".rexec").exists()
+
+
+def test_get_active_login(config_path):
+    login(config_path)
+    ok(helper("get", REXEC), ANSWER)
+
+
+def test_get_empty_query_returns_the_active_login(config_path):
+    """`rexec-credential get </dev/null` prints the current login."""
+    login(config_path)
+    ok(helper("get", b""), ANSWER)
+
+
+def test_get_empty_query_without_login_prints_nothing():
+    ok(helper("get", b""))
+
+
+def test_get_active_login_answers_every_path_and_echoes_it(config_path):
+    login(config_path)
+    ok(helper("get", REXEC + lines("path=org/repo.git")),
+       lines("protocol=https", "host=rexec.pipeops.io", "path=org/repo.git", "username=johndoe",
+             f"password={API_TOKEN}"))
+
+
+def test_get_url_is_expanded(config_path):
+    login(config_path, host="http://127.0.0.1:8080")
+    ok(helper("get", lines("url=http://johndoe@127.0.0.1:8080/org/repo.git")),
+       lines("protocol=http", "host=127.0.0.1:8080", "path=org/repo.git", "username=johndoe",
+             f"password={API_TOKEN}"))
+
+
+def test_get_active_login_port_in_host(config_path):
+    login(config_path, host="https://rexec.example.com:8443/")
+    ok(helper("get", lines("protocol=https", "host=rexec.example.com")))
+    assert "password=" in helper("get", lines("protocol=https", "host=rexec.example.com:8443")).out
+
+
+def test_get_placeholder_username_when_none_known(config_path):
+    write_config(config_path, {"host": "https://rexec.pipeops.io", "token": API_TOKEN})
+    ok(helper("get", REXEC), lines("protocol=https", "host=rexec.pipeops.io",
+                                   "username=x-rexec-token", f"password={API_TOKEN}"))
+
+
+def test_get_jwt_exp_is_password_expiry_utc(config_path):
+    token = jwt(username="johndoe", exp=NOW + 3600)
+    login(config_path, token=token)
+    ok(helper("get", REXEC), lines("protocol=https", "host=rexec.pipeops.io", "username=johndoe",
+                                   f"password={token}", f"password_expiry_utc={NOW + 3600}"))
+
+
+def test_get_never_returns_an_expired_token(config_path):
+    login(config_path, token=jwt(username="johndoe", exp=NOW))
+    ok(helper("get", REXEC))
+    ok(helper("get", b""))
+
+
+def test_get_a_token_only_for_its_own_host(config_path):
+    login(config_path)
+    for query in (lines("protocol=http", "host=rexec.pipeops.io"),
+                  lines("protocol=https", "host=evil.example.com"),
+                  lines("protocol=https", "host=rexec.pipeops.io.evil.com"),
+                  lines("protocol=https", "host=rexec.pipeops.io", "username=janedoe")):
+        ok(helper("get", query))
+
+
+def test_get_with_rexec_host_elsewhere_ignores_the_config_token(config_path, monkeypatch):
+    login(config_path)
+    monkeypatch.setenv("REXEC_HOST", "https://staging.example.com")
+    ok(helper("get", b""))
+    ok(helper("store", lines("protocol=https", "host=staging.example.com", "username=ci",
+                             f"password={OTHER_TOKEN}")))
+    ok(helper("get", b""), lines("protocol=https", "host=staging.example.com", "username=ci",
+                                 f"password={OTHER_TOKEN}"))
+
+
+def test_get_returns_expiry_and_refresh_token_in_order():
+    ok(helper("store", lines("protocol=https", "host=example.com", "username=u", "password=p",
+                             "oauth_refresh_token=xyzzy", "password_expiry_utc=9999999999")))
+    ok(helper("get", lines("protocol=https", "host=example.com")),
+       lines("protocol=https", "host=example.com", "username=u", "password=p",
+             "password_expiry_utc=9999999999", "oauth_refresh_token=xyzzy"))
+
+
+def test_get_ignores_unknown_keys_and_lists():
+    ok(helper("store", lines("protocol=https", "host=example.com", "username=u", "password=p")))
+    ok(helper("get", lines("capability[]=authtype", "protocol=https", "host=example.com",
+                           "future=1", "wwwauth[]=Basic realm=x host=other.tld", "state[]=a")),
+       lines("protocol=https", "host=example.com", "username=u", "password=p"))
+
+
+def test_get_on_a_corrupted_config_is_one_line_exit_4(config_path):
+    write_config(config_path, {})
+    config_path.write_text("{not json")
+    result = helper("get", REXEC)
+    assert (result.code, result.out) == (4, "")
+    assert result.err.count("\n") == 1 and "is corrupted" in result.err
+    assert config_path.read_text() == "{not json"  # never touched by a reader
+
+
+def test_get_refuses_to_emit_a_stored_newline(config_path):
+    write_config(config_path, {"host": "https://rexec.pipeops.io", "token": "a\nhost=evil"})
+    result = helper("get", REXEC)
+    assert (result.code, result.out) == (2, "")
+    assert result.err.count("\n") == 1 and "evil" not in result.err
+
+
+# -- REXEC_TOKEN ----------------------------------------------------------------------------
+
+def test_env_token_answers_for_the_default_host(monkeypatch):
+    monkeypatch.setenv("REXEC_TOKEN", API_TOKEN)
+    ok(helper("get", REXEC), lines("protocol=https", "host=rexec.pipeops.io",
+                                   "username=x-rexec-token", f"password={API_TOKEN}"))
+    ok(helper("get", b""), lines("protocol=https", "host=rexec.pipeops.io",
+                                 "username=x-rexec-token", f"password={API_TOKEN}"))
+
+
+def test_env_token_before_anything_stored(config_path, monkeypatch):
+    login(config_path)
+    monkeypatch.setenv("REXEC_TOKEN", OTHER_TOKEN)
+    assert f"password={OTHER_TOKEN}\n" in helper("get", REXEC).out
+
+
+def test_env_token_host_from_rexec_host_then_config(config_path, monkeypatch):
+    login(config_path, host="http://127.0.0.1:8080")
+    monkeypatch.setenv("REXEC_TOKEN", OTHER_TOKEN)
+    assert helper("get", lines("protocol=http", "host=127.0.0.1:8080")).out.endswith(
+        f"password={OTHER_TOKEN}\n")
+    ok(helper("get", REXEC))  # not the default host: the config names another
+    monkeypatch.setenv("REXEC_HOST", "https://Rexec.Example.com:443/")
+    ok(helper("get", lines("protocol=http", "host=127.0.0.1:8080")),
+       lines("protocol=http", "host=127.0.0.1:8080", "username=johndoe", f"password={API_TOKEN}"))
+    ok(helper("get", lines("protocol=https", "host=rexec.example.com")),
+       lines("protocol=https", "host=rexec.example.com", "username=x-rexec-token",
+             f"password={OTHER_TOKEN}"))
+
+
+def test_env_token_not_for_another_host(monkeypatch):
+    monkeypatch.setenv("REXEC_TOKEN", API_TOKEN)
+    ok(helper("get", lines("protocol=https", "host=github.com")))
+    ok(helper("get", lines("protocol=http", "host=rexec.pipeops.io")))
+
+
+def test_env_token_takes_the_asked_username_and_any_path(monkeypatch):
+    monkeypatch.setenv("REXEC_TOKEN", API_TOKEN)
+    ok(helper("get", REXEC + lines("path=a/b.git", "username=ci-bot")),
+       lines("protocol=https", "host=rexec.pipeops.io", "path=a/b.git", "username=ci-bot",
+             f"password={API_TOKEN}"))
+
+
+def test_env_jwt_username_and_expiry(monkeypatch):
+    token = jwt(username="johndoe", exp=NOW + 60)
+    monkeypatch.setenv("REXEC_TOKEN", token)
+    ok(helper("get", REXEC), lines("protocol=https", "host=rexec.pipeops.io", "username=johndoe",
+                                   f"password={token}", f"password_expiry_utc={NOW + 60}"))
+    ok(helper("get", REXEC + lines("username=janedoe")))
+
+
+def test_env_jwt_expired_falls_back_to_stored(config_path, monkeypatch):
+    login(config_path)
+    monkeypatch.setenv("REXEC_TOKEN", jwt(username="johndoe", exp=NOW - 1))
+    assert helper("get", REXEC).out.endswith(f"password={API_TOKEN}\n")
+
+
+def test_env_token_is_never_stored(home, monkeypatch):
+    monkeypatch.setenv("REXEC_TOKEN", API_TOKEN)
+    ok(helper("store", REXEC + lines("username=x-rexec-token", f"password={API_TOKEN}")))
+    assert not (home / ".rexec").exists()
+
+
+def test_env_token_set_other_passwords_still_stored(config_path, monkeypatch):
+    monkeypatch.setenv("REXEC_TOKEN", API_TOKEN)
+    ok(helper("store", lines("protocol=https", "host=example.com", "username=u", "password=p")))
+    assert API_TOKEN not in config_path.read_text()
+    assert read_config(config_path)["credentials"][0]["password"] == "p"
+
+
+def test_env_token_erase_leaves_stored_login(config_path, monkeypatch):
+    login(config_path)
+    monkeypatch.setenv("REXEC_TOKEN", OTHER_TOKEN)
+    ok(helper("erase", REXEC + lines("username=x-rexec-token", f"password={OTHER_TOKEN}")))
+    assert read_config(config_path)["token"] == API_TOKEN
+
+
+# -- store ----------------------------------------------------------------------------------
+
+def test_store_writes_a_private_file(config_path):
+    ok(helper("store", lines("protocol=https", "host=example.com", "username=u", "password=p")))
+    assert stat.S_IMODE(config_path.stat().st_mode) == 0o600
+    assert stat.S_IMODE(config_path.parent.stat().st_mode) == 0o700
+
+
+@pytest.mark.parametrize("extra", [
+    lines("ephemeral=1"), lines("ephemeral=true"), lines(f"password_expiry_utc={NOW - 1}"),
+    lines("quit=1"),
+], ids=["ephemeral=1", "ephemeral=true", "expired", "quit"])
+def test_store_refused_touches_nothing(home, extra):
+    ok(helper("store", lines("protocol=https", "host=example.com", "username=u", "password=p")
+              + extra))
+    assert not (home / ".rexec").exists()
+
+
+@pytest.mark.parametrize("missing", ["protocol", "host", "username", "password"])
+def test_store_needs_all_four_keys(home, missing):
+    fields = {"protocol": "https", "host": "example.com", "username": "u", "password": "p"}
+    del fields[missing]
+    ok(helper("store", lines(*(f"{k}={v}" for k, v in fields.items()))))
+    assert not (home / ".rexec").exists()
+
+
+def test_store_same_credential_twice_does_not_rewrite(config_path):
+    request = lines("protocol=https", "host=example.com", "username=u", "password=p")
+    ok(helper("store", request))
+    before = config_path.stat().st_mtime_ns, config_path.stat().st_ino
+    ok(helper("store", request))
+    assert (config_path.stat().st_mtime_ns, config_path.stat().st_ino) == before
+
+
+def test_store_for_the_active_login_updates_it_in_place(config_path):
+    login(config_path)
+    ok(helper("store", REXEC + lines("username=johndoe", f"password={OTHER_TOKEN}")))
+    data = read_config(config_path)
+    assert data["token"] == OTHER_TOKEN and data["email"] == "john@example.com"
+    assert "credentials" not in data
+
+
+def test_store_keeps_unknown_top_level_keys(config_path):
+    write_config(config_path, {"future": [1, 2]})
+    ok(helper("store", lines("protocol=https", "host=example.com", "username=u", "password=p")))
+    assert read_config(config_path)["future"] == [1, 2]
+
+
+# -- erase ----------------------------------------------------------------------------------
+
+def test_erase_without_a_config_creates_nothing(home):
+    ok(helper("erase", lines("protocol=https", "host=example.com")))
+    assert not (home / ".rexec").exists()
+
+
+def test_erase_revoked_active_login_removes_the_token(config_path):
+    """git calls erase when the server rejects the token: it must not be handed out again."""
+    login(config_path)
+    ok(helper("erase", REXEC + lines("username=johndoe", f"password={API_TOKEN}",
+                                     "wwwauth[]=Basic realm=\"rexec\"")))
+    data = read_config(config_path)
+    assert "token" not in data and data["host"] == "https://rexec.pipeops.io"
+    ok(helper("get", REXEC))
+
+
+def test_erase_empty_pattern_erases_nothing(config_path):
+    login(config_path)
+    before = config_path.read_text()
+    for request in (b"", lines(f"password={API_TOKEN}"), lines("wwwauth[]=x")):
+        ok(helper("erase", request))
+    assert config_path.read_text() == before
+
+
+# -- protocol edges ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("value, answered", [("1", False), ("true", False), ("yes", False),
+                                              ("0", True), ("false", True)])
+def test_quit(config_path, value, answered):
+    login(config_path)
+    result = helper("get", REXEC + lines(f"quit={value}"))
+    assert (result.code, result.err) == (0, "")
+    assert bool(result.out) is answered
+
+
+@pytest.mark.parametrize("op", ["capability", "list", "future-operation", "GET"])
+def test_unknown_operation_is_ignored_without_reading_input(config_path, op):
+    login(config_path)
+    ok(helper(op, b"\0garbage\xff with no equals sign\n"))
+
+
+def test_blank_line_ends_the_request(config_path):
+    login(config_path)
+    ok(helper("get", REXEC + "\nhost=evil.example.com\n"),
+       lines("protocol=https", "host=rexec.pipeops.io", "username=johndoe",
+             f"password={API_TOKEN}"))
+
+
+MALFORMED = [
+    ("no =", b"protocol=https\nhost\n"),
+    ("NUL byte", b"protocol=https\nhost=rexec.pipeops.io\0\n"),
+    ("bad UTF-8", b"protocol=https\nusername=\xc3\x28\n"),
+    ("line over 65535 bytes", b"protocol=https\nwwwauth[]=" + b"x" * 70000 + b"\n"),
+    ("url without scheme", b"url=rexec.pipeops.io\n"),
+]
+
+
+@pytest.mark.parametrize("op", ["get", "store", "erase"])
+@pytest.mark.parametrize("data", [m[1] for m in MALFORMED], ids=[m[0] for m in MALFORMED])
+def test_malformed_input_in_process(config_path, op, data):
+    login(config_path)
+    before = config_path.read_text()
+    body = data + b"username=johndoe\npassword=" + API_TOKEN.encode() + b"\n"
+    result = helper(op, body)
+    assert (result.code, result.out) == (2, "")
+    assert result.err.startswith("invalid credential input: ") and result.err.count("\n") == 1
+    assert config_path.read_text() == before
+
+
+# -- usage --------------------------------------------------------------------------------
+
+def test_help_prints_the_usage():
+    result = call("credential", ["--help"])
+    assert (result.code, result.err) == (0, "")
+    assert result.out == credential.__doc__.strip("\n") + "\n"
+    for needle in ("rexec-credential (get | store | erase)", "git-credential-rexec",
+                   "x-rexec-token", "REXEC_TOKEN", "~/.rexec/config.json", "Options:"):
+        assert needle in result.out
+
+
+def test_version():
+    result = call("credential", ["--version"])
+    assert result.code == 0 and result.out.startswith("rexec-credential ")
+
+
+@pytest.mark.parametrize("argv", [[], ["get", "extra"], ["--bogus"]])
+def test_bad_command_line(argv):
+    result = call("credential", argv)
+    assert (result.code, result.out) == (2, "")
+    assert result.err.count("\n") == 1
+
+
+def test_quick_parse_only_takes_the_plain_form():
+    assert credential.quick_parse(["get"]) == {"<operation>": "get"}
+    assert credential.quick_parse(["--help"]) is None
+    assert credential.quick_parse(["get", "x"]) is None
+    assert credential.quick_parse([]) is None
+
+
+@pytest.mark.parametrize("op", ["get", "store", "erase", "capability"])
+def test_docopt_form_runs_the_same(config_path, op):
+    """Should argv ever go through docopt, run() gets docopt's dict and does the same."""
+    from docopt import docopt
+
+    login(config_path)
+    args = docopt(credential.__doc__, [op], default_help=False)
+    quick = helper(op, REXEC)
+    login(config_path)
+    out, err = io.StringIO(), io.StringIO()
+    ctx = Context(env=dict(os.environ), stdin=io.BytesIO(REXEC.encode()), stdout=out, stderr=err,
+                  clock=lambda: NOW)
+    assert credential.run(dict(args), ctx) == quick.code
+    assert (out.getvalue(), err.getvalue()) == (quick.out, quick.err)
+
+
+# -- as installed executables -----------------------------------------------------------------
+
+@pytest.mark.parametrize("name", ["rexec-credential", "git-credential-rexec"])
+def test_executables_round_trip(name, config_path):
+    ok(run_bin(name, "store", stdin=lines("protocol=https", "host=example.com", "username=u",
+                                            "password=p")))
+    ok(run_bin(name, "get", stdin=lines("protocol=https", "host=example.com")),
+       lines("protocol=https", "host=example.com", "username=u", "password=p"))
+    ok(run_bin(name, "erase", stdin=lines("protocol=https", "host=example.com")))
+    ok(run_bin(name, "get", stdin=lines("protocol=https", "host=example.com")))
+
+
+def test_executable_get_dev_null(config_path):
+    login(config_path)
+    with open(os.devnull, "rb") as devnull:
+        proc = subprocess.run([str(BIN_DIR / "rexec-credential"), "get"], stdin=devnull,
+                              capture_output=True, timeout=60)
+    assert (proc.returncode, proc.stderr) == (0, b"")
+    assert proc.stdout.decode() == lines("protocol=https", "host=rexec.pipeops.io",
+                                         "username=johndoe", f"password={API_TOKEN}")
+
+
+@pytest.mark.parametrize("op", ["get", "store", "erase"])
+@pytest.mark.parametrize("data", [m[1] for m in MALFORMED], ids=[m[0] for m in MALFORMED])
+def test_malformed_input_subprocess(config_path, op, data):
+    login(config_path)
+    before = config_path.read_bytes()
+    result = run_bin("git-credential-rexec", op, stdin=data + b"username=u\npassword=p\n")
+    assert (result.code, result.out) == (2, "")
+    assert result.err.startswith("invalid credential input: ") and result.err.count("\n") == 1
+    assert config_path.read_bytes() == before
+
+
+def test_executable_help():
+    result = run_bin("rexec-credential", "--help")
+    assert (result.code, result.err) == (0, "")
+    assert result.out == credential.__doc__.strip("\n") + "\n"
+
+
+# -- hot path: what `get` imports -------------------------------------------------------------
+
+# What `python -c "import json"` loads anyway is the floor; beyond it `get` may load only
+# these (plus the package itself). Anything else is a cost git pays on every fetch.
+ALLOWED_BEYOND_JSON = {
+    "__future__", "os", "os.path", "posixpath", "genericpath", "stat", "_stat",
+    "base64", "binascii", "struct", "_struct",
+    "importlib", "importlib._bootstrap", "importlib._bootstrap_external", "warnings",
+}
+FORBIDDEN = {"requests", "urllib3", "docopt", "typing", "dataclasses", "re", "urllib",
+             "urllib.parse", "inspect", "socket", "ssl", "http", "http.client", "email",
+             "argparse", "logging", "subprocess", "threading", "datetime", "locale", "fcntl"}
+HARNESS = """
+import sys
+sys.argv = ["rexec-credential", sys.argv[1]]
+try:
+    from rexec_credential.cli import run
+    run("credential")
+finally:
+    sys.stderr.write("MODULES " + " ".join(sorted(sys.modules)) + "\\n")
+"""
+
+
+def _modules_without_site(*args: str, stdin: bytes) -> tuple[str, set]:
+    """Run python -S (no site, so no editable-install finder importing re & co.)."""
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    proc = subprocess.run([sys.executable, "-S", *args], input=stdin, capture_output=True,
+                          env=env, timeout=60)
+    err = proc.stderr.decode()
+    marker = err.rindex("MODULES ") if "MODULES " in err else None
+    assert marker is not None, err
+    return proc.stdout.decode(), set(err[marker + 8:].split())
+
+
+@pytest.mark.parametrize("stdin", [
+    REXEC, "", lines("url=https://rexec.pipeops.io/org/repo.git", "wwwauth[]=Basic realm=x"),
+], ids=["query", "empty", "url"])
+def test_get_imports_nothing_beyond_json(config_path, stdin):
+    login(config_path, token=jwt(username="johndoe", exp=NOW * 2))
+    out, modules = _modules_without_site("-c", HARNESS, "get", stdin=stdin.encode())
+    assert "password=" in out
+    _, floor = _modules_without_site(
+        "-c", "import sys, json; sys.stderr.write('MODULES ' + ' '.join(sys.modules))", stdin=b"")
+    extra = {m for m in modules - floor if not m.startswith("rexec_credential")}
+    assert not modules & FORBIDDEN - floor
+    assert extra <= ALLOWED_BEYOND_JSON, sorted(extra - ALLOWED_BEYOND_JSON)
+    assert not {"rexec_credential.api", "rexec_credential.commands.login"} & modules
+
+
+def test_installed_get_importtime_has_no_http_stack_or_docopt(config_path):
+    """The real executable under -X importtime: no requests, docopt or typing."""
+    login(config_path)
+    proc = subprocess.run([sys.executable, "-X", "importtime", str(BIN_DIR / "rexec-credential"),
+                           "get"], input=REXEC.encode(), capture_output=True, timeout=60)
+    assert proc.returncode == 0 and b"password=" in proc.stdout
+    imported = {line.rsplit("|", 1)[1].strip() for line in proc.stderr.decode().splitlines()
+                if line.startswith("import time:") and "|" in line}
+    assert "rexec_credential.store" in imported  # (import_module()'s imports are not logged)
+    assert not imported & {"requests", "urllib3", "docopt", "typing", "dataclasses", "inspect",
+                           "socket", "ssl", "http.client"}
