@@ -11,6 +11,8 @@ loopback `Host` (a foreign Host means DNS rebinding), and hands exactly one toke
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import hmac
 import html
 import secrets
@@ -84,11 +86,16 @@ def parse_pasted(text: str, nonce: str) -> tuple[str | None, str | None]:
     return (token, None) if token else (None, PASTE_NO_TOKEN)
 
 
+# Drops ?token=… from the address bar and the history entry once the page has loaded.
+FORGET_QUERY = 'history.replaceState(null, "", location.pathname);'
+FORGET_QUERY_HASH = base64.b64encode(hashlib.sha256(FORGET_QUERY.encode()).digest()).decode()
+
+
 def page(title: str, message: str) -> bytes:
     """A minimal self-contained HTML page (no external resources, nothing to leak the URL to)."""
     return (
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-        f"<title>{html.escape(title)}</title></head>\n"
+        f"<title>{html.escape(title)}</title><script>{FORGET_QUERY}</script></head>\n"
         "<body style=\"font-family: sans-serif; margin: 3em auto; max-width: 40em\">\n"
         f"<h1>{html.escape(title)}</h1>\n<p>{html.escape(message)}</p>\n</body></html>\n"
     ).encode()
@@ -325,7 +332,7 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header("Referrer-Policy", "no-referrer")
             self.send_header("X-Content-Type-Options", "nosniff")
             self.send_header("Content-Security-Policy", "default-src 'none'; "
-                             "style-src 'unsafe-inline'")
+                             f"style-src 'unsafe-inline'; script-src 'sha256-{FORGET_QUERY_HASH}'")
             self.send_header("Connection", "close")
             for name, value in extra or []:
                 self.send_header(name, value)

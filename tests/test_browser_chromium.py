@@ -103,6 +103,8 @@ def test_browser_login_in_real_chromium_then_whoami(page, rexec_login, standin, 
     sign_in_and_authorize(page, url)
     page.get_by_text("Login Successful!").wait_for(timeout=15000)
     assert page.url.startswith("http://127.0.0.1:") and "/callback/" in page.url
+    # The page's script (allowed by its CSP hash) drops ?token= from address bar and history.
+    assert "token=" not in page.evaluate("location.href")
     out, err = proc.communicate(timeout=30)
     assert proc.returncode == 0, (out, err)
     assert "Opening browser for login...\n" in out and url + "\n" in out
