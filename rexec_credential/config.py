@@ -17,6 +17,7 @@ import time
 from .errors import StorageError
 
 FILE_NAME = "config.json"
+TMP_PREFIX = f".{FILE_NAME}.tmp-"  # + the writer's pid
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Callable, Mapping
@@ -112,11 +113,15 @@ class ConfigFile:
             os.close(lock_fd)  # closing the descriptor releases the flock
 
     def remove(self) -> bool:
-        """Delete the config file (corrupted or not); True if there was one."""
+        """Delete the config file (corrupted or not); True if there was one.
+
+        A temporary file left by a killed writer may hold a token too: it goes as well.
+        """
         if not os.path.isdir(self.directory):
             return False
         lock_fd = self._lock()
         try:
+            self._remove_leftovers()
             os.unlink(self.path)
             return True
         except FileNotFoundError:
@@ -151,15 +156,29 @@ class ConfigFile:
         import fcntl
 
         try:
-            fd = os.open(
+            fd = os.open(  # read-only: flock needs no write access, so a 0400 lock still works
                 self.lock_path,
-                os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC,
+                os.O_RDONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC,
                 0o600,
             )
         except OSError as exc:
             raise StorageError(self._os_message("cannot lock", self.lock_path, exc)) from None
+        try:
+            if stat.S_IMODE(os.fstat(fd).st_mode) != 0o600:
+                os.fchmod(fd, 0o600)  # whatever the umask made of it
+        except OSError:
+            pass  # not ours to fix; the lock works all the same
         fcntl.flock(fd, fcntl.LOCK_EX)
         return fd
+
+    def _remove_leftovers(self) -> None:
+        """Delete the temporary files of killed writers; only with the lock held."""
+        for name in os.listdir(self.directory):
+            if name.startswith(TMP_PREFIX):
+                try:
+                    os.unlink(os.path.join(self.directory, name))
+                except FileNotFoundError:
+                    pass
 
     def _move_aside(self) -> str:
         stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
@@ -177,12 +196,9 @@ class ConfigFile:
 
     def _write(self, data: dict) -> None:
         text = json.dumps(data, indent=2) + "\n"
-        prefix = f".{FILE_NAME}.tmp-"
-        tmp = os.path.join(self.directory, prefix + str(os.getpid()))
+        tmp = os.path.join(self.directory, TMP_PREFIX + str(os.getpid()))
         try:
-            for name in os.listdir(self.directory):
-                if name.startswith(prefix):  # left by a killed writer; we hold the lock
-                    os.unlink(os.path.join(self.directory, name))
+            self._remove_leftovers()  # left by a killed writer; we hold the lock
             fd = os.open(
                 tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600
             )
