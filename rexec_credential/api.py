@@ -37,9 +37,9 @@ class Client:
         self._clock, self._sleep = clock, sleep
         self._session = requests.Session()
         self._session.headers["User-Agent"] = f"rexec-credential/{__version__}"
-        # requests honours REQUESTS_CA_BUNDLE from the environment; keep verification on.
-        self._session.verify = env.get("REQUESTS_CA_BUNDLE") or True
-        self._session.trust_env = True
+        # Verification stays on. The CA bundle comes from the context's env, as requests
+        # would read it from os.environ; passed per request so os.environ cannot override it.
+        self._verify = env.get("REQUESTS_CA_BUNDLE") or env.get("CURL_CA_BUNDLE") or True
 
     def profile(self, token: str) -> dict:
         """GET /api/profile: the user's fields, from the nested or the legacy flat shape."""
@@ -65,6 +65,7 @@ class Client:
                 # auth= (not a header) so requests never swaps in ~/.netrc credentials.
                 response = self._session.get(
                     url, auth=_Bearer(token), timeout=timeout, allow_redirects=False,
+                    verify=self._verify,
                 )
             except requests.exceptions.SSLError:
                 raise ServiceError(
