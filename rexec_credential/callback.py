@@ -16,8 +16,10 @@ import hashlib
 import hmac
 import html
 import secrets
+import socket
 import socketserver
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs
 
@@ -31,7 +33,7 @@ LOOPBACK = "127.0.0.1"
 DEFAULT_PORT = 9876
 NONCE_BYTES = 32  # 256 bits; SPEC §4 asks for at least 128
 MAX_REQUEST_BYTES = 16384  # request line and headers together; a callback needs ~1 KiB
-CLIENT_TIMEOUT = 5.0  # seconds a connection may take to send its request
+CLIENT_TIMEOUT = 5.0  # seconds a connection may take to send its whole request
 PASTE_WRONG_ADDRESS = "That is not this login's callback address; still waiting."
 PASTE_NO_TOKEN = "That address carries no token; still waiting."
 
@@ -228,6 +230,10 @@ class _HTTPServer(ThreadingHTTPServer):
     # Never SO_REUSEPORT (some Python releases set it on HTTPServer): it would let another
     # local process bind the same port and be handed some of the connections.
     allow_reuse_port = False
+    # socketserver's default listen backlog is 5: a few concurrent or idle connections (a
+    # hostile local client, a browser's pre-connects) overflow it, and the kernel drops SYNs
+    # (1 s retransmits) or resets connections, the genuine redirect's included.
+    request_queue_size = 128
     owner: CallbackServer
 
     def server_bind(self) -> None:
@@ -239,15 +245,23 @@ class _HTTPServer(ThreadingHTTPServer):
 
 
 class _CappedReader:
-    """Wraps the request stream so a client cannot make us read more than a budget."""
+    """Wraps the request stream so a client can make us read neither more than a budget
+    nor for longer than CLIENT_TIMEOUT in all (a client dripping a byte at a time)."""
 
-    def __init__(self, stream: Any, budget: int) -> None:
+    def __init__(self, stream: Any, budget: int, connection: Any) -> None:
         self._stream = stream
+        self._connection = connection
+        self._deadline = time.monotonic() + CLIENT_TIMEOUT
         self.budget = budget
         self.exceeded = False
 
     def readline(self, size: int = -1) -> bytes:
-        """Read a line within the remaining budget."""
+        """Read a line within the remaining budget and time; past the deadline, a timeout."""
+        left = self._deadline - time.monotonic()
+        if left <= 0:
+            # socket.timeout is what the handler catches on 3.9 (TimeoutError from 3.10).
+            raise socket.timeout("request took too long")
+        self._connection.settimeout(left)
         if self.budget <= 0:
             self.exceeded = True
             return b""
@@ -274,7 +288,8 @@ class _Handler(BaseHTTPRequestHandler):
     def setup(self) -> None:
         """Cap what one request may send."""
         super().setup()
-        self.rfile = _CappedReader(self.rfile, MAX_REQUEST_BYTES)  # type: ignore[assignment]
+        self.rfile = _CappedReader(  # type: ignore[assignment]
+            self.rfile, MAX_REQUEST_BYTES, self.connection)
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
         """Say nothing: the request line carries the token."""

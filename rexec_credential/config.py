@@ -40,6 +40,7 @@ class ConfigFile:
         self.path = os.path.join(directory, FILE_NAME)
         self.lock_path = self.path + ".lock"
         self._warn = warn
+        self._warned_mode = False  # the loose-mode warning, once per command
 
     # -- reading -----------------------------------------------------------------
 
@@ -58,7 +59,8 @@ class ConfigFile:
 
     def _read(self) -> bytes | None:
         try:
-            fd = os.open(self.path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+            # O_NONBLOCK: a FIFO planted here must not block the open (refused just below)
+            fd = os.open(self.path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
         except FileNotFoundError:
             return None
         except OSError as exc:
@@ -67,7 +69,14 @@ class ConfigFile:
             info = os.fstat(fd)
             if not stat.S_ISREG(info.st_mode):
                 raise StorageError(f"configuration file {self.path} is not a regular file")
-            if info.st_mode & 0o077:
+            if info.st_uid != os.geteuid() and not self._warned_mode:
+                self._warned_mode = True
+                self._warn(
+                    f"warning: {self.path} belongs to another user (uid {info.st_uid}); "
+                    "the credentials in it may not be yours"
+                )
+            if info.st_mode & 0o077 and not self._warned_mode:
+                self._warned_mode = True
                 self._warn(
                     f"warning: {self.path} is accessible by others "
                     f"(mode {stat.S_IMODE(info.st_mode):04o}); it holds your token. "
@@ -119,6 +128,7 @@ class ConfigFile:
         """
         if not os.path.isdir(self.directory):
             return False
+        self._check_owner()
         lock_fd = self._lock()
         try:
             self._remove_leftovers()
@@ -141,16 +151,20 @@ class ConfigFile:
             info = os.stat(self.directory)  # a linked ~/.rexec is the user's choice
         if not stat.S_ISDIR(info.st_mode):
             raise StorageError(f"{self.directory} is not a directory")
-        if info.st_uid != os.geteuid():
-            raise StorageError(
-                f"configuration directory {self.directory} belongs to another user "
-                f"(uid {info.st_uid}); refusing to write credentials there"
-            )
+        self._check_owner(info)
         if stat.S_IMODE(info.st_mode) != 0o700:
             try:
                 os.chmod(self.directory, 0o700)
             except OSError as exc:
                 raise StorageError(self._os_message("cannot chmod", self.directory, exc)) from None
+
+    def _check_owner(self, info: os.stat_result | None = None) -> None:
+        info = info or os.stat(self.directory)
+        if info.st_uid != os.geteuid():
+            raise StorageError(
+                f"configuration directory {self.directory} belongs to another user "
+                f"(uid {info.st_uid}); refusing to write credentials there"
+            )
 
     def _lock(self) -> int:
         import fcntl

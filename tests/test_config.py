@@ -189,3 +189,28 @@ def test_twenty_concurrent_writers_lose_no_update(cfg):
     added = sorted(item["n"] for item in cfg.load()["credentials"])
     assert added == list(range(20))
     assert mode(cfg.path) == 0o600
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to chown the file")
+def test_file_owned_by_another_user_is_reported_on_read(cfg, warnings):
+    cfg.update(put("host", "https://h"))
+    os.chown(cfg.path, 65534, 65534)
+    assert cfg.load() == {"host": "https://h"}
+    assert len(warnings) == 1 and "belongs to another user (uid 65534)" in warnings[0]
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to chown the directory")
+def test_remove_refuses_a_directory_owned_by_another_user(cfg):
+    cfg.update(put("host", "https://h"))
+    os.chown(cfg.directory, 65534, 65534)
+    with pytest.raises(StorageError, match="belongs to another user"):
+        cfg.remove()
+    assert os.path.exists(cfg.path)
+
+
+def test_loose_mode_is_warned_once_per_command(cfg, warnings):
+    cfg.update(put("host", "https://h"))
+    os.chmod(cfg.path, 0o644)
+    cfg.load()
+    cfg.load()
+    assert len(warnings) == 1
