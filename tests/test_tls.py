@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import ssl
 import subprocess
@@ -14,7 +15,8 @@ import pytest
 from rexec_credential.api import Client
 from rexec_credential.errors import ServiceError
 
-if shutil.which("openssl") is None:  # Debian's openssl; .ci/system-deps installs it
+# Debian's openssl makes the certificate; .ci/system-deps installs it, so in CI it must run.
+if shutil.which("openssl") is None and not os.environ.get("CI"):
     pytest.skip("openssl is not installed", allow_module_level=True)
 
 
