@@ -422,8 +422,9 @@ _OFFLINE = ("NewConnectionError", "Temporary failure in name resolution", "Proxy
             "No matching distribution found", "Network is unreachable")
 
 
-def test_pip_install_puts_the_pages_where_man_finds_them(tmp_path):
-    """`pip install .` into a fresh venv, then `man -M <venv>/share/man -w <page>`."""
+def test_pip_install_puts_the_pages_where_man_finds_them(tmp_path, standin):
+    """`pip install .` into a fresh venv, then `man -M <venv>/share/man -w <page>`; the
+    installed executables work."""
     need("man")
     # Build from a copy: an in-tree build would leave build/ and *.egg-info in the checkout.
     src = tmp_path / "src"
@@ -450,5 +451,16 @@ def test_pip_install_puts_the_pages_where_man_finds_them(tmp_path):
         shown = run(["man", "-M", str(manpath), "-P", "cat", page], tmp_path, man_env())
         assert shown.returncode == 0, shown.stderr
         assert shown.stdout.startswith(f"{target.upper()}(1)")
-    version = run([str(venv / "bin" / "rexec-login"), "--version"], tmp_path, env)
-    assert version.stdout == f"rexec-login {rexec_credential.__version__}\n"
+    for name in ALL_PAGES:  # every executable is on the venv's PATH and names itself
+        version = run([str(venv / "bin" / name), "--version"], tmp_path, env)
+        assert version.stdout == f"{name} {rexec_credential.__version__}\n", version.stderr
+    # ... and works: a token login against the stand-in, then git's question answered.
+    token = standin.mint_api_token("johndoe")
+    env = dict(env, HOME=str(tmp_path / "home"), NO_PROXY="127.0.0.1")
+    login = subprocess.run([str(venv / "bin" / "rexec-login"), "--token", "-", "--host",
+                            standin.url], input=token, capture_output=True, text=True, env=env,
+                           timeout=60)
+    assert login.returncode == 0, login.stderr
+    get = subprocess.run([str(venv / "bin" / "git-credential-rexec"), "get"], input="",
+                         capture_output=True, text=True, env=env, timeout=60)
+    assert f"password={token}\n" in get.stdout and get.stderr == ""
