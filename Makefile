@@ -6,7 +6,9 @@ PY := $(VENV)/bin/python
 .PHONY: demo test lint bench system-deps
 
 $(VENV)/.installed: setup.cfg pyproject.toml
-	$(PYTHON) -m venv $(VENV)
+	$(PYTHON) -m venv $(VENV) || { rm -rf $(VENV); \
+	    echo "python3 cannot make a venv here; on Debian/Ubuntu: apt-get install python3-venv" >&2; \
+	    exit 1; }
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[test]'
 	$(PY) -m compileall -q rexec_credential  # PYTHONDONTWRITEBYTECODE may be set: keep get fast
