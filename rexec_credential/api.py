@@ -10,7 +10,7 @@ import time
 
 import requests
 
-from . import __version__, hosts
+from . import __version__, hosts, tokens
 from .errors import AuthError, ServiceError
 
 TYPE_CHECKING = False
@@ -105,7 +105,7 @@ class Client:
         status = response.status_code
         if status in (401, 403):
             reason = _error_text(body) if isinstance(body, dict) else ""
-            reason = reason.replace(token, "(the token)") if token else reason
+            reason = reason.replace(token, tokens.redact(token)) if token else reason
             raise AuthError(f"Invalid token: {reason or 'unauthorized'}")
         if status != 200:
             raise ServiceError(f"Rexec service at {self.host} answered HTTP {status}")

@@ -40,7 +40,7 @@ class ConfigFile:
         self.path = os.path.join(directory, FILE_NAME)
         self.lock_path = self.path + ".lock"
         self._warn = warn
-        self._warned_mode = False  # the loose-mode warning, once per command
+        self._warned = False  # the ownership or loose-mode warning, once per command
 
     # -- reading -----------------------------------------------------------------
 
@@ -69,14 +69,14 @@ class ConfigFile:
             info = os.fstat(fd)
             if not stat.S_ISREG(info.st_mode):
                 raise StorageError(f"configuration file {self.path} is not a regular file")
-            if info.st_uid != os.geteuid() and not self._warned_mode:
-                self._warned_mode = True
+            if info.st_uid != os.geteuid() and not self._warned:
+                self._warned = True
                 self._warn(
                     f"warning: {self.path} belongs to another user (uid {info.st_uid}); "
                     "the credentials in it may not be yours"
                 )
-            if info.st_mode & 0o077 and not self._warned_mode:
-                self._warned_mode = True
+            if info.st_mode & 0o077 and not self._warned:
+                self._warned = True
                 self._warn(
                     f"warning: {self.path} is accessible by others "
                     f"(mode {stat.S_IMODE(info.st_mode):04o}); it holds your token. "

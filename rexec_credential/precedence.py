@@ -17,15 +17,14 @@ if TYPE_CHECKING:
 class Resolved:
     """The effective host and token, with their sources."""
 
-    __slots__ = ("host", "host_source", "token", "token_source", "username")
+    __slots__ = ("host", "host_source", "token", "token_source")
 
     def __init__(self, host: str, host_source: str, token: str | None = None,
-                 token_source: str | None = None, username: str | None = None) -> None:
+                 token_source: str | None = None) -> None:
         self.host = host
         self.host_source = host_source  # "option", "env", "config" or "default"
         self.token = token
         self.token_source = token_source  # "env", "config" or None
-        self.username = username
 
 
 def resolve(data: Mapping, env: Mapping[str, str], host_option: str | None = None,
@@ -39,10 +38,9 @@ def resolve(data: Mapping, env: Mapping[str, str], host_option: str | None = Non
         host, source = hosts.normalise(host_option), "option"
     elif env.get("REXEC_HOST"):
         host, source = hosts.normalise(env["REXEC_HOST"]), "env"
-    elif store.active_host(data):
-        host, source = store.active_host(data), "config"
     else:
-        host, source = hosts.DEFAULT_HOST, "default"
+        configured = store.active_host(data)
+        host, source = (configured, "config") if configured else (hosts.DEFAULT_HOST, "default")
     resolved = Resolved(host, source)
     if env.get("REXEC_TOKEN"):
         resolved.token, resolved.token_source = env["REXEC_TOKEN"], "env"
@@ -53,8 +51,5 @@ def resolve(data: Mapping, env: Mapping[str, str], host_option: str | None = Non
     # An unexpired token first; an expired one still beats none (the server then says why).
     candidates.sort(key=lambda record: store.expired(record, now))
     if candidates:
-        record = candidates[0]
-        resolved.token, resolved.token_source = record["password"], "config"
-        if record["username"] != store.PLACEHOLDER_USERNAME:
-            resolved.username = record["username"]
+        resolved.token, resolved.token_source = candidates[0]["password"], "config"
     return resolved
