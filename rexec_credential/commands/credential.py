@@ -35,6 +35,8 @@ input; 4 unreadable or corrupted configuration file.
 
 from __future__ import annotations
 
+import os
+
 from .. import hosts, protocol, store, tokens
 
 TYPE_CHECKING = False
@@ -121,8 +123,6 @@ def _store(request: Mapping, ctx: Context) -> None:
 
 
 def _erase(request: Mapping, ctx: Context) -> None:
-    import os
-
     if store.erasable(request) and os.path.lexists(ctx.config.path):
         ctx.config.update(lambda data: store.erase(data, request))
 
