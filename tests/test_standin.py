@@ -26,6 +26,8 @@ ROOT = Path(__file__).resolve().parent.parent
 API_TOKEN_RE = re.compile(r"^rexec_[0-9a-f]{64}$")
 JWT_RE = re.compile(r"^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$")
 CALLBACK = "http://127.0.0.1:9876/callback/Zm9vYmFyYmF6cXV4"
+ISO_RE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
+BROWSER_UA = "Mozilla/5.0 (X11; Linux x86_64) StandInTest/1.0"
 
 
 class _NoRedirect(urllib.request.HTTPRedirectHandler):
@@ -127,11 +129,36 @@ def test_add_user(svc):
         svc.mint_api_token("nobody")
 
 
+def state_dump(root):
+    """repr of everything reachable from root through the stand-in's own objects."""
+    parts, seen, todo = [], set(), [root]
+    while todo:
+        obj = todo.pop()
+        if id(obj) in seen:
+            continue
+        seen.add(id(obj))
+        if isinstance(obj, dict):
+            todo.extend(obj.keys())
+            todo.extend(obj.values())
+        elif isinstance(obj, (list, tuple, set, frozenset)):
+            todo.extend(obj)
+        elif type(obj).__module__.startswith("rexec_credential.testing") and hasattr(
+                obj, "__dict__"):
+            todo.extend(vars(obj).values())
+        else:
+            parts.append(repr(obj))
+    return "\n".join(parts)
+
+
 def test_api_token_format_and_only_hash_stored(svc):
     token = svc.mint_api_token("johndoe")
+    jwt = svc.mint_jwt("johndoe")
     assert API_TOKEN_RE.match(token) and len(token) == 70
-    assert token not in repr(vars(svc))
-    assert token[len("rexec_"):] not in repr(vars(svc))
+    dumped = state_dump(svc)
+    assert svc.users["johndoe"].id in dumped  # the walk does reach the stored state
+    assert token not in dumped
+    assert token[len("rexec_"):] not in dumped
+    assert jwt not in dumped and jwt.split(".")[2] not in dumped
 
 
 def test_jwt_claims(svc):
@@ -148,7 +175,7 @@ def test_jwt_claims(svc):
     assert claims["guest"] is False
     assert claims["subscription_active"] is True
     assert claims["exp"] - claims["iat"] == 3600 and claims["iat"] >= before
-    assert claims["sid"]
+    assert re.fullmatch(r"[0-9a-f]{32}", claims["sid"])
     assert jwt_part(svc.mint_jwt("janedoe"), 1)["subscription_active"] is False
     assert jwt_part(svc.mint_jwt("johndoe", lifetime=60), 1)["exp"] - claims["iat"] in (60, 61)
     assert jwt_part(svc.mint_jwt("johndoe", exp=2000000000), 1)["exp"] == 2000000000
@@ -264,13 +291,18 @@ def test_revocation(svc):
     assert call_json(svc.url + "/api/tokens/validate", api) == (401, {"error": "token revoked"})
     assert call_json(svc.url + "/api/profile", api) == (
         401, {"error": "Invalid or expired token"})
-    assert call_json(svc.url + "/api/profile", jwt) == (
-        401, {"error": "Invalid or expired token"})
+    assert call_json(svc.url + "/api/profile", jwt) == (401, {"error": "session_revoked"})
+    assert call_json(svc.url + "/api/sessions", jwt) == (401, {"error": "session_revoked"})
     assert call_json(svc.url + "/api/profile", other_jwt)[0] == 200
+    (record,) = [s for s in svc.sessions("johndoe") if s["id"] == jwt_part(jwt, 1)["sid"]]
+    assert record["revoked_reason"] == "revoked by test" and ISO_RE.match(record["revoked_at"])
     with pytest.raises(KeyError):
         svc.revoke("rexec_" + "1" * 64)
     with pytest.raises(ValueError):
         svc.revoke("not-a-token")
+    with StandIn() as other:  # a JWT whose session this service never opened
+        with pytest.raises(KeyError):
+            svc.revoke(other.mint_jwt("johndoe"))
 
 
 def test_expired_api_token(svc):
@@ -294,6 +326,192 @@ def test_settings_page(svc):
     status, hdrs, body = call(svc.url + "/settings")
     assert status == 200 and hdrs["Content-Type"].startswith("text/html")
     assert "API Tokens" in body.decode()
+
+
+# -- sessions ----------------------------------------------------------------------------------
+
+
+def sid_of(jwt):
+    return jwt_part(jwt, 1)["sid"]
+
+
+def call_status_json(url, token=None, method="GET", headers=None):
+    status, hdrs, body = call(url, token, method=method, headers=headers)
+    assert hdrs["Content-Type"] == "application/json"
+    return status, json.loads(body)
+
+
+SESSION_FIELDS = {"id", "created_at", "last_seen_at", "ip_address", "user_agent", "revoked_at",
+                  "revoked_reason", "is_current"}
+
+
+def test_sessions_list_fields_and_is_current(svc):
+    first = svc.mint_jwt("johndoe")
+    second = svc.mint_jwt("johndoe")
+    jane = svc.mint_jwt("janedoe")
+    status, body = call_json(svc.url + "/api/sessions", first,
+                             headers={"User-Agent": "rexec-cli/9.9"})
+    assert status == 200 and set(body) == {"sessions"}
+    sessions = body["sessions"]
+    assert [s["id"] for s in sessions] == [sid_of(first), sid_of(second)]
+    for record in sessions:
+        assert set(record) == SESSION_FIELDS
+        assert ISO_RE.match(record["created_at"]) and ISO_RE.match(record["last_seen_at"])
+        assert record["ip_address"] == "127.0.0.1"
+        assert record["revoked_at"] is None and record["revoked_reason"] is None
+    by_id = {s["id"]: s for s in sessions}
+    assert by_id[sid_of(first)]["is_current"] is True
+    assert by_id[sid_of(second)]["is_current"] is False
+    # the listing request used the first session: its User-Agent is the last seen one
+    assert by_id[sid_of(first)]["user_agent"] == "rexec-cli/9.9"
+    assert by_id[sid_of(second)]["user_agent"] in ("", "stand-in")
+    assert sid_of(jane) not in by_id
+
+    status, body = call_json(svc.url + "/api/sessions", svc.mint_api_token("johndoe"))
+    assert status == 200
+    assert [s["id"] for s in body["sessions"]] == [sid_of(first), sid_of(second)]
+    assert not any(s["is_current"] for s in body["sessions"])
+
+    status, body = call_json(svc.url + "/api/sessions", jane)
+    assert status == 200 and [s["id"] for s in body["sessions"]] == [sid_of(jane)]
+    assert body["sessions"][0]["is_current"] is True
+
+    entries = svc.requests_to("/api/sessions")
+    assert [(e["method"], e["status"], e["auth"], e["user"]) for e in entries] == [
+        ("GET", 200, "jwt", "johndoe"), ("GET", 200, "api", "johndoe"),
+        ("GET", 200, "jwt", "janedoe")]
+
+
+def test_sessions_helper_matches_the_api(svc):
+    jwt = svc.mint_jwt("johndoe")
+    listed = call_json(svc.url + "/api/sessions", jwt)[1]["sessions"]
+    helper = svc.sessions("johndoe")
+    assert helper == [{**s, "is_current": False} for s in listed]
+    assert svc.sessions("janedoe") == []
+    with pytest.raises(KeyError):
+        svc.sessions("nobody")
+
+
+def test_delete_own_session_with_its_jwt(svc):
+    jwt = svc.mint_jwt("johndoe")
+    other = svc.mint_jwt("johndoe")
+    url = f"{svc.url}/api/sessions/{sid_of(jwt)}"
+    assert call_status_json(url, jwt, method="DELETE") == (200, {"revoked": True})
+    assert call_json(svc.url + "/api/profile", jwt) == (401, {"error": "session_revoked"})
+    assert call_json(svc.url + "/api/sessions", jwt) == (401, {"error": "session_revoked"})
+    assert call_status_json(url, jwt, method="DELETE") == (401, {"error": "session_revoked"})
+    assert call_json(svc.url + "/api/profile", other)[0] == 200
+    (record,) = [s for s in svc.sessions("johndoe") if s["id"] == sid_of(jwt)]
+    assert ISO_RE.match(record["revoked_at"]) and record["revoked_reason"] == "logout"
+    # deleting it again with another token of the same user: still 200, first reason kept
+    assert call_status_json(url, svc.mint_api_token("johndoe"), method="DELETE") == (
+        200, {"revoked": True})
+    assert call_status_json(url, other, method="DELETE") == (200, {"revoked": True})
+    (again,) = [s for s in svc.sessions("johndoe") if s["id"] == sid_of(jwt)]
+    assert again == record
+    (entry, *_rest) = svc.requests_to(f"/api/sessions/{sid_of(jwt)}")
+    assert (entry["method"], entry["status"], entry["auth"], entry["user"]) == (
+        "DELETE", 200, "jwt", "johndoe")
+
+
+def test_delete_session_with_an_api_token(svc):
+    jwt = svc.mint_jwt("janedoe")
+    keep = svc.mint_jwt("janedoe")
+    api = svc.mint_api_token("janedoe")
+    status, body = call_status_json(f"{svc.url}/api/sessions/{sid_of(jwt)}", api,
+                                    method="DELETE")
+    assert (status, body) == (200, {"revoked": True})
+    assert call_json(svc.url + "/api/profile", jwt) == (401, {"error": "session_revoked"})
+    assert call_json(svc.url + "/api/profile", keep)[0] == 200
+    assert call_json(svc.url + "/api/profile", api)[0] == 200
+    listed = {s["id"]: s for s in call_json(svc.url + "/api/sessions", api)[1]["sessions"]}
+    assert listed[sid_of(jwt)]["revoked_reason"]
+    assert listed[sid_of(keep)]["revoked_at"] is None
+
+
+def test_delete_unknown_or_other_users_session_is_404(svc):
+    john = svc.mint_jwt("johndoe")
+    jane = svc.mint_jwt("janedoe")
+    not_found = (404, {"error": "session not found"})
+    for token in (john, svc.mint_api_token("johndoe")):
+        assert call_status_json(f"{svc.url}/api/sessions/{'0' * 32}", token,
+                                method="DELETE") == not_found
+        assert call_status_json(f"{svc.url}/api/sessions/{sid_of(jane)}", token,
+                                method="DELETE") == not_found
+    assert call_json(svc.url + "/api/profile", jane)[0] == 200
+    assert svc.sessions("janedoe")[0]["revoked_at"] is None
+
+
+def test_sessions_methods_and_auth_errors(svc):
+    jwt = svc.mint_jwt("johndoe")
+    status, hdrs, _ = call(svc.url + "/api/sessions", jwt, method="POST")
+    assert status == 405 and hdrs["Allow"] == "GET, HEAD"
+    status, hdrs, _ = call(svc.url + "/api/sessions", jwt, method="DELETE")
+    assert status == 405 and hdrs["Allow"] == "GET, HEAD"
+    for method in ("GET", "POST", "PUT"):
+        status, hdrs, _ = call(f"{svc.url}/api/sessions/{sid_of(jwt)}", jwt, method=method)
+        assert status == 405 and hdrs["Allow"] == "DELETE"
+    assert svc.sessions("johndoe")[0]["revoked_at"] is None
+    assert call_json(svc.url + "/api/sessions") == (
+        401, {"error": "authorization header required"})
+    assert call_json(svc.url + "/api/sessions", "rexec_" + "0" * 64) == (
+        401, {"error": "Invalid or expired token"})
+    assert call_status_json(f"{svc.url}/api/sessions/{sid_of(jwt)}", method="DELETE") == (
+        401, {"error": "authorization header required"})
+    assert call_json(svc.url + "/api/sessions", svc.mint_jwt("johndoe", exp=time.time() - 5)
+                     ) == (401, {"error": "token is expired"})
+
+
+def test_revoked_session_is_refused_anywhere_under_api(svc):
+    jwt = svc.mint_jwt("johndoe")
+    svc.revoke(jwt)
+    revoked = (401, {"error": "session_revoked"})
+    for path in ("/api/profile", "/api/sessions", "/api/tokens/validate", "/api/nope"):
+        assert call_json(svc.url + path, jwt) == revoked, path
+    assert call_status_json(f"{svc.url}/api/sessions/{sid_of(jwt)}", jwt,
+                            method="DELETE") == revoked
+
+
+def test_browser_login_session_has_the_browsers_user_agent(svc):
+    token = login_via_form(svc, headers={"User-Agent": BROWSER_UA})
+    (record,) = svc.sessions("johndoe")
+    assert record["id"] == sid_of(token)
+    assert record["user_agent"] == BROWSER_UA and record["ip_address"] == "127.0.0.1"
+    assert record["revoked_at"] is None
+
+
+# -- screen lock -------------------------------------------------------------------------------
+
+
+def test_screen_lock(svc):
+    old = svc.mint_jwt("johndoe")
+    api = svc.mint_api_token("johndoe")
+    jane = svc.mint_jwt("janedoe")
+    svc.lock_screen("johndoe")
+    new = svc.mint_jwt("johndoe")  # most likely in the same second as the lock
+    locked = (423, {"error": "session_locked"})
+    assert call_json(svc.url + "/api/profile", old) == locked
+    assert call_json(svc.url + "/api/sessions", old) == locked
+    assert call_status_json(f"{svc.url}/api/sessions/{sid_of(new)}", old,
+                            method="DELETE") == locked
+    assert call_json(svc.url + "/api/profile", new)[0] == 200
+    assert call_json(svc.url + "/api/sessions", new)[0] == 200
+    assert call_json(svc.url + "/api/profile", api)[0] == 200
+    assert call_json(svc.url + "/api/tokens/validate", api)[0] == 200
+    assert call_json(svc.url + "/api/profile", jane)[0] == 200
+    assert svc.requests_to("/api/profile")[0]["status"] == 423
+    svc.unlock_screen("johndoe")
+    assert call_json(svc.url + "/api/profile", old)[0] == 200
+    assert call_json(svc.url + "/api/profile", new)[0] == 200
+    # revocation wins over the lock
+    svc.lock_screen("johndoe")
+    svc.revoke(old)
+    assert call_json(svc.url + "/api/profile", old) == (401, {"error": "session_revoked"})
+    assert call_json(svc.url + "/api/profile", new) == locked
+    svc.unlock_screen("johndoe")
+    assert call_json(svc.url + "/api/profile", new)[0] == 200
+    with pytest.raises(KeyError):
+        svc.lock_screen("nobody")
 
 
 # -- faults ------------------------------------------------------------------------------------
@@ -373,6 +591,55 @@ def test_faults_spare_web_pages(svc):
     assert call(svc.url + "/api/profile", svc.mint_jwt("johndoe"))[0] == 503
 
 
+def test_echo_token_fault_error_status(svc):
+    api = svc.mint_api_token("johndoe")
+    jwt = svc.mint_jwt("johndoe")
+    svc.echo_token_next(2)
+    assert call_json(svc.url + "/api/profile", api) == (401, {"error": f"invalid token {api}"})
+    assert call_json(svc.url + "/api/sessions", jwt) == (401, {"error": f"invalid token {jwt}"})
+    assert call_json(svc.url + "/api/profile", api)[0] == 200
+    svc.echo_token_next(1, status=500, template="boom: {token} ({token})")
+    assert call_json(svc.url + "/api/tokens/validate", api) == (
+        500, {"error": f"boom: {api} ({api})"})
+    assert [(e["fault"], e["status"]) for e in svc.log] == [
+        ("echo_token", 401), ("echo_token", 401), (None, 200), ("echo_token", 500)]
+    dumped = json.dumps(svc.log)
+    assert api not in dumped and api[6:] not in dumped and jwt.split(".")[2] not in dumped
+
+
+def test_echo_token_fault_with_200_says_not_valid(svc):
+    api = svc.mint_api_token("janedoe")
+    svc.echo_token_next(1, status=200, template="token {token} is not valid")
+    assert call_json(svc.url + "/api/tokens/validate", api) == (
+        200, {"valid": False, "error": f"token {api} is not valid"})
+    assert call_json(svc.url + "/api/tokens/validate", api)[1]["valid"] is True
+    assert api not in json.dumps(svc.log)
+
+
+def test_echo_token_fault_queues_with_the_others(svc):
+    api = svc.mint_api_token("johndoe")
+    svc.fail_next(1, status=502)
+    svc.echo_token_next(1)
+    svc.malformed_next(1)
+    assert call(svc.url + "/api/profile", api)[0] == 502
+    assert call_json(svc.url + "/api/profile", api) == (401, {"error": f"invalid token {api}"})
+    assert not call(svc.url + "/api/profile", api)[2].startswith(b"{")
+    assert call_json(svc.url + "/api/profile", api)[0] == 200
+    # the token as presented, even when the header is not a proper Bearer one
+    svc.echo_token_next(1, template="[{token}]")
+    assert call_json(svc.url + "/api/profile", headers={"Authorization": "Bearer  x y"}) == (
+        401, {"error": "[x y]"})
+    svc.echo_token_next(1, template="[{token}]")
+    assert call_json(svc.url + "/api/profile") == (401, {"error": "[]"})
+    svc.echo_token_next(3)
+    svc.clear_faults()
+    assert call_json(svc.url + "/api/profile", api)[0] == 200
+    for bad in ({"n": -1}, {"n": 1, "status": 302}, {"n": 1, "template": "{nope}"},
+                {"n": 1, "template": "{0}"}):
+        with pytest.raises(ValueError):
+            svc.echo_token_next(**bad)
+
+
 # -- log ---------------------------------------------------------------------------------------
 
 
@@ -403,6 +670,40 @@ def test_log_never_contains_tokens(svc):
     assert svc.log == []
 
 
+def test_log_never_contains_tokens_on_the_session_routes(svc):
+    api = svc.mint_api_token("johndoe")
+    jwt = svc.mint_jwt("johndoe")
+    doomed = svc.mint_jwt("johndoe")
+    call(svc.url + "/api/sessions", jwt)
+    call(svc.url + "/api/sessions", api)
+    call(f"{svc.url}/api/sessions/{sid_of(doomed)}", api, method="DELETE")
+    call(svc.url + "/api/profile", doomed)
+    call(f"{svc.url}/api/sessions/{'f' * 32}", jwt, method="DELETE")
+    svc.lock_screen("johndoe")
+    call(svc.url + "/api/sessions", jwt)
+    svc.echo_token_next(1)
+    call(svc.url + "/api/sessions", jwt)
+    browser = login_via_form(svc, headers={"User-Agent": BROWSER_UA})
+    call(svc.url + "/api/sessions", browser)
+    dumped = json.dumps(svc.log)
+    for secret in (api, api[6:], jwt, doomed, browser, jwt.split(".")[2],
+                   doomed.split(".")[2], browser.split(".")[2]):
+        assert secret not in dumped
+    api_entries = [e for e in svc.log if e["path"].startswith("/api/")]
+    assert [(e["method"], e["status"], e["auth"], e["user"], e["fault"])
+            for e in api_entries] == [
+        ("GET", 200, "jwt", "johndoe", None),
+        ("GET", 200, "api", "johndoe", None),
+        ("DELETE", 200, "api", "johndoe", None),
+        ("GET", 401, "jwt", None, None),
+        ("DELETE", 404, "jwt", "johndoe", None),
+        ("GET", 423, "jwt", None, None),
+        ("GET", 401, "jwt", None, "echo_token"),
+        ("GET", 200, "jwt", "johndoe", None),
+    ]
+    assert api_entries[2]["path"] == f"/api/sessions/{sid_of(doomed)}"
+
+
 # -- /cli-login --------------------------------------------------------------------------------
 
 
@@ -410,15 +711,17 @@ def form_fields(page):
     return dict(re.findall(r'<input type="hidden" name="(\w+)" value="([^"]*)">', page))
 
 
-def login_via_form(svc, username="johndoe", password="hunter2", callback=CALLBACK):
-    status, _, body = call(svc.url + "/cli-login?callback=" + urllib.parse.quote(callback, safe=""))
+def login_via_form(svc, username="johndoe", password="hunter2", callback=CALLBACK,
+                   headers=None):
+    status, _, body = call(svc.url + "/cli-login?callback=" + urllib.parse.quote(callback, safe=""),
+                           headers=headers)
     assert status == 200
     fields = form_fields(body.decode())
-    status, _, body = call(svc.url + "/cli-login",
+    status, _, body = call(svc.url + "/cli-login", headers=headers,
                            data={**fields, "username": username, "password": password})
     assert status == 200
     fields = {k: html.unescape(v) for k, v in form_fields(body.decode()).items()}
-    status, hdrs, _ = call(svc.url + "/cli-login/authorize", data=fields)
+    status, hdrs, _ = call(svc.url + "/cli-login/authorize", data=fields, headers=headers)
     assert status == 302
     location = hdrs["Location"]
     assert location.startswith(callback + "?token=")
@@ -513,12 +816,12 @@ def test_command_line(sig):
         env={**os.environ, "PYTHONUNBUFFERED": "0"},
     )
     try:
-        lines = [proc.stdout.readline() for _ in range(4)]
+        lines = [proc.stdout.readline() for _ in range(5)]
         keys = [line.split("=", 1)[0] for line in lines]
-        assert keys == ["url", "user", "api_token", "jwt"], lines
+        assert keys == ["url", "user", "api_token", "jwt", "password"], lines
         values = {line.split("=", 1)[0]: line.split("=", 1)[1].rstrip("\n") for line in lines}
         assert re.match(r"^http://127\.0\.0\.1:\d+$", values["url"])
-        assert values["user"] == "johndoe"
+        assert values["user"] == "johndoe" and values["password"] == "hunter2"
         assert API_TOKEN_RE.match(values["api_token"])
         assert JWT_RE.match(values["jwt"])
         claims = jwt_part(values["jwt"], 1)
@@ -533,3 +836,16 @@ def test_command_line(sig):
     assert proc.returncode == 0
     assert out == ""
     assert "Traceback" not in err and err == ""
+
+
+def test_help_names_the_demo_users():
+    proc = subprocess.run(
+        [sys.executable, "-m", "rexec_credential.testing", "--help"],
+        cwd=ROOT, capture_output=True, text=True, timeout=30,
+    )
+    assert proc.returncode == 0 and proc.stderr == ""
+    lines = proc.stdout.splitlines()
+    (john,) = [line for line in lines if "johndoe" in line and "hunter2" in line]
+    (jane,) = [line for line in lines if "janedoe" in line and "correct-horse" in line]
+    assert "pro" in john and "admin" in john
+    assert "free" in jane and "admin" not in jane

@@ -8,16 +8,29 @@ import sys
 import time
 from typing import List, Optional
 
+from .accounts import DEMO_USERS
 from .service import StandIn
 
 DEMO_USER = "johndoe"
 
 
+def users_epilog() -> str:
+    """The demo accounts, with passwords, for --help."""
+    lines = ["demo users (sign in with these on /cli-login):"]
+    for user in DEMO_USERS:
+        role = f"tier {user.tier}" + (", admin" if user.is_admin else "")
+        lines.append(f"  {user.username:<8}  password {user.password:<14}  {role}")
+    lines.append(f"It prints url=, user=, api_token=, jwt= and password= lines for {DEMO_USER}.")
+    return "\n".join(lines)
+
+
 def main(argv: Optional[List[str]] = None) -> int:
-    """Start the service, print url/user/api_token/jwt lines, serve until SIGINT or SIGTERM."""
+    """Start the service, print url/user/api_token/jwt/password lines, serve until a signal."""
     parser = argparse.ArgumentParser(
         prog="python -m rexec_credential.testing",
         description="Run a stand-in of the Rexec service on a loopback port (127.0.0.1).",
+        epilog=users_epilog(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--port", type=int, default=0,
                         help="TCP port on 127.0.0.1 (default: 0, any free port)")
@@ -47,6 +60,7 @@ def main(argv: Optional[List[str]] = None) -> int:
             f"user={DEMO_USER}\n"
             f"api_token={svc.mint_api_token(DEMO_USER)}\n"
             f"jwt={svc.mint_jwt(DEMO_USER)}\n"
+            f"password={svc.users[DEMO_USER].password}\n"
         )
         sys.stdout.flush()
         while not stopping:
