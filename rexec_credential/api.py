@@ -1,7 +1,9 @@
-"""The Rexec HTTP client (SPEC §2) — the only module that imports requests.
+"""The Rexec HTTP client — the only module that imports requests.
 
-Maps every answer to a profile or a RexecError: 401/403 → AuthError carrying the
-server's `error` text; 5xx after retries, non-JSON, refused, timeout → ServiceError.
+Maps every answer to a value or a RexecError: a refused token → TokenRejected carrying
+the server's cleaned `error` text; 5xx after retries, non-JSON, refused, timeout →
+ServiceError. Every text taken from an answer goes through tokens.clean with the token
+the request carried, so nothing the server echoes can show a token.
 """
 
 from __future__ import annotations
@@ -11,19 +13,20 @@ import time
 import requests
 
 from . import __version__, hosts, tokens
-from .errors import AuthError, ServiceError
+from .errors import ServiceError, TokenRejected
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Callable, Mapping
+    from typing import Any, Callable, Mapping
 
 CONNECT_TIMEOUT = 5.0
 READ_TIMEOUT = 30.0
-TOTAL_BUDGET = 60.0  # a command gives up within 60 s in all (SPEC §4)
+TOTAL_BUDGET = 40.0  # a command gives up within 40 s in all, whatever the server does
 TRIES = 3
 RETRY_STATUSES = (502, 503, 504)
 BACKOFF = (0.5, 1.0)
-PROFILE_FIELDS = ("id", "username", "email", "name", "tier", "is_admin")
+MAX_BODY = 1 << 20  # bytes; a profile is well under 1 KiB
+PROFILE_FIELDS = ("id", "username", "email", "name", "tier")
 
 
 class Client:
@@ -43,41 +46,44 @@ class Client:
 
     def profile(self, token: str) -> dict:
         """GET /api/profile: the user's fields, from the nested or the legacy flat shape."""
-        body = self._get("/api/profile", token)
+        body = self._request("GET", "/api/profile", token)
         user = body.get("user") if isinstance(body.get("user"), dict) else body
-        return _fields(user)
+        return _fields(user, token)
 
     def validate_api_token(self, token: str) -> dict:
-        """GET /api/tokens/validate: the token's user, or AuthError."""
-        body = self._get("/api/tokens/validate", token)
+        """GET /api/tokens/validate: the token's user, or TokenRejected."""
+        body = self._request("GET", "/api/tokens/validate", token)
         if body.get("valid") is not True:
-            raise AuthError(f"Invalid token: {_error_text(body) or 'not valid'}")
-        return _fields(body)
+            reason = _error_text(body, token) or "not valid"
+            raise TokenRejected(f"Invalid token: {reason}", reason)
+        return _fields(body, token)
 
-    def _get(self, path: str, token: str) -> dict:
+    def _request(self, method: str, path: str, token: str,
+                 budget: float = TOTAL_BUDGET) -> dict:
         url = self.host + path
-        deadline = self._clock() + TOTAL_BUDGET
+        deadline = self._clock() + budget
         for attempt in range(TRIES):
             last = attempt == TRIES - 1
             remaining = deadline - self._clock()
             timeout = (min(CONNECT_TIMEOUT, remaining), min(READ_TIMEOUT, remaining))
             try:
                 # auth= (not a header) so requests never swaps in ~/.netrc credentials.
-                response = self._session.get(
-                    url, auth=_Bearer(token), timeout=timeout, allow_redirects=False,
-                    verify=self._verify,
+                response = self._session.request(
+                    method, url, auth=_Bearer(token), timeout=timeout, allow_redirects=False,
+                    verify=self._verify, stream=True,
                 )
-            except requests.exceptions.SSLError:
-                raise ServiceError(
-                    f"cannot verify the TLS certificate of {self.host} "
-                    "(set REQUESTS_CA_BUNDLE for a private CA)"
-                ) from None
-            except requests.exceptions.Timeout:
+                body = self._read(response, deadline)
+            except requests.exceptions.SSLError as exc:
+                raise ServiceError(_tls_problem(self.host, exc)) from None
+            except requests.exceptions.ConnectTimeout:
                 if last or not self._can_wait(attempt, deadline):
-                    raise ServiceError(
-                        f"Rexec service at {self.host} did not answer in time"
-                    ) from None
+                    raise ServiceError(f"cannot reach Rexec service at {self.host}: "
+                                       "connection timed out") from None
                 continue
+            except (requests.exceptions.Timeout, _TooSlow):
+                # The server took the request and did not answer: asking again would only
+                # double the wait (and the request may have been acted on).
+                raise ServiceError(f"Rexec service at {self.host} did not answer in time") from None
             except requests.exceptions.RequestException as exc:
                 if last or not self._can_wait(attempt, deadline):
                     raise ServiceError(
@@ -87,8 +93,23 @@ class Client:
             retry = response.status_code in RETRY_STATUSES and not last
             if retry and self._can_wait(attempt, deadline):
                 continue
-            return self._interpret(response, token)
+            return self._interpret(response.status_code, body, token)
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def _read(self, response: requests.Response, deadline: float) -> bytes:
+        """The body, within the deadline and MAX_BODY (a server dripping bytes is cut off)."""
+        chunks, size = [], 0
+        try:
+            for chunk in response.iter_content(8192):
+                size += len(chunk)
+                if size > MAX_BODY:
+                    break
+                chunks.append(chunk)
+                if self._clock() > deadline:
+                    raise _TooSlow
+        finally:
+            response.close()
+        return b"".join(chunks)
 
     def _can_wait(self, attempt: int, deadline: float) -> bool:
         pause = BACKOFF[min(attempt, len(BACKOFF) - 1)]
@@ -97,16 +118,11 @@ class Client:
         self._sleep(pause)
         return True
 
-    def _interpret(self, response: requests.Response, token: str) -> dict:
-        try:
-            body = response.json()
-        except ValueError:
-            body = None
-        status = response.status_code
-        if status in (401, 403):
-            reason = _error_text(body) if isinstance(body, dict) else ""
-            reason = reason.replace(token, tokens.redact(token)) if token else reason
-            raise AuthError(f"Invalid token: {reason or 'unauthorized'}")
+    def _interpret(self, status: int, raw: bytes, token: str) -> dict:
+        body = _json(raw)
+        if status in (401, 403, 423):
+            reason = _error_text(body, token) if isinstance(body, dict) else ""
+            raise _rejection(status, reason)
         if status != 200:
             raise ServiceError(f"Rexec service at {self.host} answered HTTP {status}")
         if not isinstance(body, dict):
@@ -116,8 +132,12 @@ class Client:
         return body
 
 
+class _TooSlow(Exception):
+    """The body did not arrive within the command's budget."""
+
+
 class _Bearer(requests.auth.AuthBase):
-    """Authorization: Bearer <token> (SPEC §2)."""
+    """Authorization: Bearer <token>."""
 
     def __init__(self, token: str) -> None:
         self._token = token
@@ -130,17 +150,52 @@ class _Bearer(requests.auth.AuthBase):
         return "_Bearer(<redacted>)"
 
 
-def _fields(user: Mapping) -> dict:
-    fields = {k: user.get(k) for k in PROFILE_FIELDS}
-    if not isinstance(fields["username"], str) or not fields["username"]:
+def _json(raw: bytes) -> Any:
+    import json
+
+    try:
+        return json.loads(raw.decode("utf-8"))
+    except ValueError:
+        return None
+
+
+def _rejection(status: int, reason: str) -> TokenRejected:
+    if reason == TokenRejected.SESSION_REVOKED:
+        return TokenRejected("Invalid token: the session of this login was ended "
+                             "(session_revoked)", reason)
+    if status == 423 or reason == TokenRejected.SESSION_LOCKED:
+        return TokenRejected("Account locked: the screen lock is on for this account "
+                             "(session_locked)", TokenRejected.SESSION_LOCKED)
+    reason = reason or "unauthorized"
+    return TokenRejected(f"Invalid token: {reason}", reason)
+
+
+def _fields(user: Mapping, token: str) -> dict:
+    fields = {k: _text(user.get(k), token) for k in PROFILE_FIELDS}
+    if not fields["username"]:
         raise ServiceError("Rexec service answered a profile without a username")
     fields["is_admin"] = user.get("is_admin") is True
     return fields
 
 
-def _error_text(body: Mapping) -> str:
+def _text(value: object, token: str) -> str | None:
+    return tokens.clean(value, [token]) or None if isinstance(value, str) else None
+
+
+def _error_text(body: Mapping, token: str) -> str:
     error = body.get("error")
-    return " ".join(error.split())[:200] if isinstance(error, str) else ""
+    return tokens.clean(error, [token]) if isinstance(error, str) else ""
+
+
+def _tls_problem(host: str, exc: Exception) -> str:
+    text = str(exc)
+    if "CERTIFICATE_VERIFY_FAILED" in text or "certificate verify failed" in text:
+        return (f"cannot verify the TLS certificate of {host} "
+                "(set REQUESTS_CA_BUNDLE for a private CA)")
+    if "hostname" in text and "match" in text:
+        return f"the TLS certificate of {host} is for another host name"
+    return (f"the server at {host} did not answer with TLS "
+            "(wrong port or scheme? use http:// only for a loopback stand-in)")
 
 
 def _reason(exc: Exception) -> str:

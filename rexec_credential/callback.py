@@ -191,37 +191,36 @@ class CallbackServer:
 
     # -- tokens
 
+    def is_callback_path(self, path: str) -> bool:
+        """True when path is this login's /callback/<nonce>."""
+        return path_matches(path, self._nonce)
+
     def check_pasted(self, text: str) -> tuple[str | None, str | None]:
         """parse_pasted with this server's nonce."""
         return parse_pasted(text, self._nonce)
 
-    def submit(self, token: str) -> Verdict | None:
-        """Hand a token that arrived another way (pasted) to on_token; None if one already was."""
-        if not self._claim():
-            return None
-        try:
-            return self._on_token(token)
-        finally:
-            self._settle()
+    def hand_over(self, token: str, final: bool = True) -> Verdict | None:
+        """Give a token to on_token, one at a time; None when the login is already settled.
 
-    def _claim(self) -> bool:
+        `final` (a request arrived at the callback address): the verdict settles the
+        login either way, so the nonce is used once. Not final (a token pasted in the
+        terminal): a rejected token leaves the login open for another try.
+        """
         with self._lock:
             if self._state != _OPEN:
-                return False
+                return None
             self._state = _CLAIMED
-            return True
-
-    def _judge(self, token: str) -> Verdict:
         try:
-            return self._on_token(token)
-        except Exception as exc:  # re-raised from finish() in the waiting thread
+            verdict = self._on_token(token)
+        except Exception as exc:  # a bug: re-raised from finish() in the waiting thread
             self._error = exc
-            return False, "Something went wrong; see the terminal."
-
-    def _settle(self) -> None:
+            verdict = (False, "Something went wrong; see the terminal.")
         with self._lock:
-            self._state = _DONE
-        self._settled.set()
+            settled = final or verdict[0] or self._error is not None
+            self._state = _DONE if settled else _OPEN
+        if settled:
+            self._settled.set()
+        return verdict
 
 
 class _HTTPServer(ThreadingHTTPServer):
@@ -304,21 +303,16 @@ class _Handler(BaseHTTPRequestHandler):
         if token is None:
             self._send(400, "Missing token", "The address carries no token.")
             return
-        owner = self.server.owner
-        if not owner._claim():
+        verdict = self.server.owner.hand_over(token)
+        if verdict is None:
             self._send(410, "Login link already used",
                        "This login has already been completed or cancelled. You can close "
                        "this tab.")
-            return
-        try:
-            ok, message = owner._judge(token)
-            if ok:
-                self._send(200, "Login Successful!",
-                           f"{message} You can close this tab and return to the terminal.")
-            else:
-                self._send(401, "Login Failed", f"{message} Return to the terminal.")
-        finally:
-            owner._settle()
+        elif verdict[0]:
+            self._send(200, "Login Successful!",
+                       f"{verdict[1]} You can close this tab and return to the terminal.")
+        else:
+            self._send(401, "Login Failed", f"{verdict[1]} Return to the terminal.")
 
     def _refusal(self) -> tuple[int, str, str] | None:
         if self.rfile.exceeded:  # type: ignore[attr-defined]
@@ -327,7 +321,7 @@ class _Handler(BaseHTTPRequestHandler):
             self.headers.get("Host"), self.server.server_address[1]
         ):
             return 421, "Misdirected request", "This server answers only its loopback address."
-        if not path_matches(self.path.partition("?")[0], self.server.owner._nonce):
+        if not self.server.owner.is_callback_path(self.path.partition("?")[0]):
             return 404, "Not found", "Nothing here."
         return None
 

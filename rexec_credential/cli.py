@@ -1,4 +1,4 @@
-"""The edge: parse the usage docstring, --help/--version, errors → exit codes (SPEC §4)."""
+"""The edge: parse the usage docstring, --help/--version, errors → exit codes."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import sys
 from importlib import import_module
 
 from . import __version__
-from .errors import RexecError
+from .errors import RexecError, UsageError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -48,6 +48,9 @@ def main(command: str, argv: list, ctx: Context, prog: str | None = None) -> int
             return args
     try:
         return module.run(args, ctx)
+    except UsageError as exc:
+        ctx.warn(f"{prog or _program(module.__doc__)}: {exc.message}")
+        return exc.exit_code
     except RexecError as exc:
         ctx.warn(exc.message)
         return exc.exit_code
@@ -59,21 +62,66 @@ def main(command: str, argv: list, ctx: Context, prog: str | None = None) -> int
 def _parse(usage: str, argv: list, ctx: Context, prog: str | None) -> dict | int:
     from docopt import DocoptExit, docopt
 
+    prog = prog or _program(usage)
     try:
         args = docopt(usage, argv, default_help=False, version=None)
     except DocoptExit:
         # One line, and never argv itself: it may hold a mistyped token.
-        prog = prog or _program(usage)
-        ctx.warn(f"{prog}: invalid arguments; see '{prog} --help'")
+        unknown = unknown_option(usage, argv)
+        what = f"unknown option {unknown}" if unknown else "invalid arguments"
+        ctx.warn(f"{prog}: {what}; see '{prog} --help'")
         return USAGE_ERROR
     if args.get("--help"):
-        ctx.out(usage.strip("\n"))
+        ctx.out(usage_for(prog, usage).strip("\n"))
         return 0
     if args.get("--version"):
-        ctx.out(f"{prog or _program(usage)} {__version__}")
+        ctx.out(f"{prog} {__version__}")
         return 0
     return dict(args)
 
 
 def _program(usage: str) -> str:
     return usage.split("Usage:", 1)[1].split()[0]
+
+
+def usage_for(prog: str, usage: str) -> str:
+    """The usage text with its usage lines naming the program as it was invoked."""
+    program = _program(usage)
+    head, _, rest = usage.partition("Usage:\n")
+    block, blank, tail = rest.partition("\n\n")
+    lines = [f"  {prog}{line[len(program) + 2:]}" if line.startswith(f"  {program} ") else line
+             for line in block.split("\n")]
+    return head + "Usage:\n" + "\n".join(lines) + blank + tail
+
+
+def unknown_option(usage: str, argv: list) -> str | None:
+    """The first option in argv that the usage does not know, by its name only."""
+    import re
+
+    known = set(re.findall(r"(?<![\w-])(--?[A-Za-z][\w-]*)", usage))
+    takes_value = set(re.findall(r"(?<![\w-])(--[A-Za-z][\w-]*)=", usage))
+    skip = False
+    for arg in argv:
+        if skip:
+            skip = False
+            continue
+        if arg == "--":
+            return None
+        if arg.startswith("--"):
+            name = arg.partition("=")[0]
+            matches = [k for k in known if k.startswith(name) and k.startswith("--")]
+            if name in known or len(matches) == 1:  # docopt takes a unique prefix
+                full = name if name in known else matches[0]
+                skip = full in takes_value and "=" not in arg
+                continue
+            return _shown(name)
+        if arg.startswith("-") and len(arg) > 1:
+            for letter in arg[1:]:
+                if f"-{letter}" not in known:
+                    return _shown(f"-{letter}")
+    return None
+
+
+def _shown(name: str) -> str | None:
+    ok = len(name) <= 40 and all(c.isascii() and (c.isalnum() or c in "-_") for c in name)
+    return name if ok else None

@@ -172,17 +172,26 @@ class ConfigFile:
         try:
             fd = os.open(  # read-only: flock needs no write access, so a 0400 lock still works
                 self.lock_path,
-                os.O_RDONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC,
+                # O_NONBLOCK: a FIFO planted here must not block the open (refused just below)
+                os.O_RDONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK,
                 0o600,
             )
         except OSError as exc:
             raise StorageError(self._os_message("cannot lock", self.lock_path, exc)) from None
         try:
-            if stat.S_IMODE(os.fstat(fd).st_mode) != 0o600:
-                os.fchmod(fd, 0o600)  # whatever the umask made of it
-        except OSError:
-            pass  # not ours to fix; the lock works all the same
-        fcntl.flock(fd, fcntl.LOCK_EX)
+            info = os.fstat(fd)
+            if not stat.S_ISREG(info.st_mode):
+                raise StorageError(f"cannot lock {self.lock_path}: it is not a regular file; "
+                                   "remove it, then try again")
+            if stat.S_IMODE(info.st_mode) != 0o600:
+                try:
+                    os.fchmod(fd, 0o600)  # whatever the umask made of it
+                except OSError:
+                    pass  # not ours to fix; the lock works all the same
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        except BaseException:
+            os.close(fd)
+            raise
         return fd
 
     def _remove_leftovers(self) -> None:

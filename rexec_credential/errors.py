@@ -1,4 +1,4 @@
-"""One exception tree; each class carries the exit status SPEC §4 gives it."""
+"""One exception tree; each class carries the exit status the contract gives it."""
 
 from __future__ import annotations
 
@@ -17,6 +17,17 @@ class AuthError(RexecError):
     """Not logged in, or a token that is malformed, invalid, expired or revoked."""
 
     exit_code = 1
+
+
+class TokenRejected(AuthError):
+    """The service refused a token; `reason` is its error text, already cleaned for display."""
+
+    SESSION_REVOKED = "session_revoked"
+    SESSION_LOCKED = "session_locked"
+
+    def __init__(self, message: str, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 class UsageError(RexecError):

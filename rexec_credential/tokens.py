@@ -1,4 +1,4 @@
-"""Token formats (SPEC §2): classify API token vs JWT, read a JWT's exp, redact. Pure."""
+"""Token formats: classify (API token or JWT), read a JWT's claims, hide tokens in text. Pure."""
 
 from __future__ import annotations
 
@@ -6,6 +6,10 @@ import binascii
 import json
 
 from .errors import AuthError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Iterable
 
 API = "api"
 JWT = "jwt"
@@ -83,3 +87,38 @@ def redact(token: str) -> str:
     if not token:
         return "(empty)"
     return "…" if kind(token) is None else "eyJ…(jwt)"
+
+
+MAX_SHOWN = 200  # characters of a server's text shown to a person
+_TOKEN_SHAPES = (  # anything that looks like a token, held or not, is masked too
+    (r"rexec_[A-Za-z0-9]{8,}", API_PREFIX + "…"),
+    (r"eyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]*)?", "eyJ…(jwt)"),
+)
+
+
+def clean(text: str, secrets: Iterable[str] = (), limit: int = MAX_SHOWN) -> str:
+    """Make a text that came from a server safe to show: mask tokens, drop controls, shorten.
+
+    In that order, so that shortening can never cut a token in two and leave its head
+    unmasked: every held secret (longest first) and anything shaped like a token is
+    replaced by its redacted form; control and bidirectional-override characters go
+    (line breaks and tabs become spaces); then the text is cut to `limit` characters.
+    """
+    import re  # not on the `get` hot path: only messages built from a server's answer
+
+    for secret in sorted((s for s in secrets if s), key=len, reverse=True):
+        text = text.replace(secret, redact(secret))
+    for pattern, replacement in _TOKEN_SHAPES:
+        text = re.sub(pattern, replacement, text)
+    text = "".join(" " if c in "\t\n\r\v\f" else c for c in text if _printable(c))
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _printable(char: str) -> bool:
+    code = ord(char)
+    if char in "\t\n\r\v\f":
+        return True
+    # C0, DEL, C1, and the bidirectional overrides that can make a line read backwards.
+    return not (code < 32 or 127 <= code < 160 or 0x202A <= code <= 0x202E
+                or 0x2066 <= code <= 0x2069)

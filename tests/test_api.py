@@ -88,11 +88,24 @@ def test_connection_refused_is_a_service_error():
         client(f"http://127.0.0.1:{port}").profile("x.y.z")
 
 
-def test_read_timeout_is_a_service_error(standin, monkeypatch):
+def test_read_timeout_is_a_service_error_and_not_retried(standin, monkeypatch):
+    import time
+
     monkeypatch.setattr("rexec_credential.api.READ_TIMEOUT", 0.3)
-    standin.delay_next(3, 2.0)
+    standin.delay_next(3, 1.0)
     with pytest.raises(ServiceError, match="did not answer in time"):
         client(standin.url).profile(standin.mint_jwt("johndoe"))
+    time.sleep(1.5)  # a delayed request is logged when the stand-in answers it
+    assert len(standin.requests_to("/api/profile")) == 1
+
+
+def test_the_whole_budget_is_40_seconds():
+    from rexec_credential import api
+
+    assert api.TOTAL_BUDGET == 40.0
+    # The worst case left: connection failures on every try, each its connect timeout,
+    # plus the pauses between them, still ends before the budget cuts it.
+    assert api.TRIES * api.CONNECT_TIMEOUT + sum(api.BACKOFF) < api.TOTAL_BUDGET
 
 
 def test_plain_http_to_a_remote_host_is_refused_before_any_request():
@@ -114,3 +127,90 @@ def test_netrc_never_replaces_the_bearer_token(standin, home):
     token = standin.mint_api_token("johndoe")
     assert client(standin.url).validate_api_token(token)["username"] == "johndoe"
     assert standin.log[-1]["auth"] == "api"
+
+
+# -- every text built from a server's answer is cleaned: tokens masked first, then shortened ---
+
+JWT_ECHO = (  # the shape the service issues: its claims make it about 390 characters long
+    "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9."
+    "eyJ1c2VyX2lkIjoiNWYwYzZiMmUtMWQyYS00YzRlLTlmNTctMGEzZjJkNmI5ZTExIiwiZW1haWwiOiJqb2huZG9lQGV4"
+    "YW1wbGUuY29tIiwidXNlcm5hbWUiOiJqb2huZG9lIiwidGllciI6InBybyIsImd1ZXN0IjpmYWxzZSwic3Vic2NyaXB0"
+    "aW9uX2FjdGl2ZSI6dHJ1ZSwiZXhwIjo0MTAyNDQ0ODAwLCJpYXQiOjE3MDAwMDAwMDAsInNpZCI6IjAxMjM0NTY3ODlh"
+    "YmNkZWYwMTIzNDU2Nzg5YWJjZGVmIn0.c2lnbmF0dXJlLXNpZ25hdHVyZS1zaWduYXR1cmUtc2ln")
+API_ECHO = "rexec_" + "0123456789abcdef" * 4
+
+
+@pytest.fixture
+def answering():
+    """answering(status, body) → the URL of a loopback server that answers every GET so."""
+    import json
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    servers = []
+
+    def start(status: int, body: dict) -> str:
+        payload = json.dumps(body).encode()
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self):
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+            def log_message(self, *args):
+                pass
+
+        server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        servers.append(server)
+        return f"http://127.0.0.1:{server.server_address[1]}"
+
+    yield start
+    for server in servers:
+        server.shutdown()
+        server.server_close()
+
+
+def leaked_pieces(token: str, text: str, piece: int = 10) -> list:
+    """Every run of `piece` characters of the token (past a kind prefix) found in text."""
+    start = len("rexec_") if token.startswith("rexec_") else 3
+    return [token[i:i + piece] for i in range(start, len(token) - piece + 1)
+            if token[i:i + piece] in text]
+
+
+@pytest.mark.parametrize("status, body, call", [
+    (200, {"valid": False, "error": f"token {API_ECHO} is not valid"}, "validate"),
+    (401, {"error": "x" * 180 + " " + API_ECHO}, "validate"),  # the token straddles the cut
+    (401, {"error": f"bad token {JWT_ECHO}"}, "profile"),
+    (401, {"error": "y" * 150 + " " + JWT_ECHO}, "profile"),
+], ids=["valid-false", "api-at-the-cut", "jwt", "jwt-at-the-cut"])
+def test_an_echoed_token_never_shows_any_part(answering, status, body, call):
+    token = API_ECHO if call == "validate" else JWT_ECHO
+    url = answering(status, body)
+    api = client(url)
+    with pytest.raises(AuthError) as info:
+        api.validate_api_token(token) if call == "validate" else api.profile(token)
+    message = info.value.message
+    assert message.startswith("Invalid token: ")
+    assert leaked_pieces(token, message) == [], message
+    assert len(message) <= 260
+
+
+def test_control_characters_from_the_server_are_removed(answering):
+    url = answering(401, {"error": "bad\x1b[2J\x1b]0;pwned\x07 token\r\nreally"})
+    with pytest.raises(AuthError) as info:
+        client(url).profile(JWT_ECHO)
+    assert not any(ord(c) < 32 or ord(c) == 127 for c in info.value.message)
+    assert "bad" in info.value.message and "really" in info.value.message
+
+
+def test_a_profile_is_cleaned_of_control_characters_and_tokens(answering):
+    url = answering(200, {"user": {"username": "evil\x1b[31m", "email": f"{JWT_ECHO}@x\x07",
+                                   "tier": "pro\x1b"}})
+    profile = client(url).profile(JWT_ECHO)
+    shown = " ".join(str(profile[k]) for k in ("username", "email", "tier"))
+    assert not any(ord(c) < 32 or ord(c) == 127 for c in shown)
+    assert leaked_pieces(JWT_ECHO, shown) == []

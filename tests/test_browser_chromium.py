@@ -40,14 +40,21 @@ def _chromium() -> str:
 
 
 @pytest.fixture(scope="module")
-def chromium():
+def playwright():
+    """(Playwright, the Chromium executable): one Playwright per module (it cannot nest)."""
     path = _chromium()
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=path, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
+        yield p, path
+
+
+@pytest.fixture(scope="module")
+def chromium(playwright):
+    p, path = playwright
+    browser = p.chromium.launch(executable_path=path, args=CHROMIUM_ARGS)
+    yield browser
+    browser.close()
 
 
 @pytest.fixture
@@ -128,3 +135,44 @@ def test_rejected_token_shows_the_failure_page_in_real_chromium(page, rexec_logi
     assert proc.returncode == 1
     assert err == "Invalid token: token signature is invalid\n"
     assert not config_path.exists()
+
+
+def history_urls(profile_dir) -> list:
+    """Every address in a closed Chromium profile's saved history (its `History` database)."""
+    import sqlite3
+
+    database = profile_dir / "Default" / "History"
+    connection = sqlite3.connect(f"file:{database}?mode=ro", uri=True)
+    try:
+        return [row[0] for row in connection.execute("SELECT url FROM urls")]
+    finally:
+        connection.close()
+
+
+def test_what_chromium_keeps_in_its_saved_history(playwright, rexec_login, standin, config_path,
+                                                  tmp_path):
+    """The facts SECURITY.md states: the callback address with ?token=<JWT> stays in the
+    History database (replaceState changes only the address bar and adds a second entry),
+    and so does the login page's address, which names the one-time callback path."""
+    p, path = playwright
+    proc, url = rexec_login
+    profile = tmp_path / "profile"
+    context = p.chromium.launch_persistent_context(
+        str(profile), executable_path=path, args=CHROMIUM_ARGS, headless=True)
+    try:
+        page = context.new_page()
+        sign_in_and_authorize(page, url)
+        page.get_by_text("Login Successful!").wait_for(timeout=15000)
+        assert "token=" not in page.evaluate("location.href")  # the address bar
+    finally:
+        context.close()  # writes the History database out
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, (out, err)
+    token = json.loads(config_path.read_text())["token"]
+    urls = history_urls(profile)
+    callback_path = url.split("callback%2F")[1]
+    with_token = [u for u in urls if token in u]
+    assert len(with_token) == 1 and with_token[0].endswith("?token=" + token)
+    assert f"/callback/{callback_path}?token=" in with_token[0]
+    assert any(u.endswith(f"/callback/{callback_path}") for u in urls)  # replaceState's entry
+    assert url in urls  # the login page's address, nonce included

@@ -347,12 +347,31 @@ def test_unexpected_error_in_on_token_is_reraised_by_finish(recorder):
             srv.finish()
 
 
-def test_submit_hands_over_a_pasted_token_once(server, recorder):
-    assert server.submit(TOKEN) == (True, "Logged in.")
+def test_hand_over_of_a_pasted_token_settles_the_login_once(server, recorder):
+    assert server.hand_over(TOKEN, final=False) == (True, "Logged in.")
     assert server.done()
-    assert server.submit("another") is None
+    assert server.hand_over("another", final=False) is None
     assert get(server)[0] == 410
     assert recorder.tokens == [TOKEN]
+
+
+def test_a_refused_pasted_token_leaves_the_login_open():
+    verdicts = iter([(False, "Invalid token: token revoked"), (True, "Logged in.")])
+    seen = []
+    with CallbackServer(lambda token: seen.append(token) or next(verdicts), port=0) as srv:
+        assert srv.hand_over("pasted", final=False) == (False, "Invalid token: token revoked")
+        assert not srv.done()
+        status, body = get(srv, f"{path(srv)}?token={TOKEN}")
+        assert status == 200 and srv.done()
+    assert seen == ["pasted", TOKEN]
+
+
+def test_a_refused_callback_request_settles_the_login(recorder):
+    recorder.verdict = (False, "Invalid token: nope")
+    with CallbackServer(recorder, port=0) as srv:
+        assert get(srv, f"{path(srv)}?token={TOKEN}")[0] == 401
+        assert srv.done()
+        assert srv.hand_over("pasted", final=False) is None
 
 
 def test_finish_stops_taking_tokens(server, recorder):

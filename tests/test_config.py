@@ -214,3 +214,38 @@ def test_loose_mode_is_warned_once_per_command(cfg, warnings):
     cfg.load()
     cfg.load()
     assert len(warnings) == 1
+
+
+# -- no path of ours may block: a FIFO planted at the lock or a temporary name ----------------
+
+
+@pytest.mark.parametrize("command", [
+    ("rexec-credential", "store"), ("rexec-login", "--token", "-"), ("rexec-logout",),
+], ids=["store", "login", "logout"])
+def test_a_fifo_at_the_lock_path_is_refused_not_waited_on(standin, home, command):
+    from conftest import run_bin
+
+    directory = home / ".rexec"
+    directory.mkdir(mode=0o700)
+    os.mkfifo(directory / "config.json.lock", 0o600)
+    stdin = {"rexec-credential": "protocol=https\nhost=example.com\nusername=u\npassword=p\n",
+             "rexec-login": standin.mint_api_token("johndoe")}.get(command[0], "")
+    argv = command[1:] + (("--host", standin.url) if command[0] == "rexec-login" else ())
+    result = run_bin(command[0], *argv, stdin=stdin, timeout=20)
+    assert result.code == 4, result
+    assert result.err.count("\n") == 1 and "config.json.lock" in result.err
+    assert "not a regular file" in result.err
+    assert stat.S_ISFIFO(os.lstat(directory / "config.json.lock").st_mode)  # left for the user
+
+
+def test_a_fifo_at_a_temporary_name_is_cleared_not_waited_on(home):
+    from conftest import run_bin
+
+    directory = home / ".rexec"
+    directory.mkdir(mode=0o700)
+    os.mkfifo(directory / ".config.json.tmp-1", 0o600)
+    result = run_bin("rexec-credential", "store",
+                     stdin="protocol=https\nhost=example.com\nusername=u\npassword=p\n",
+                     timeout=20)
+    assert (result.code, result.err) == (0, "")
+    assert not os.path.lexists(directory / ".config.json.tmp-1")

@@ -220,6 +220,24 @@ def test_env_token_not_for_another_host(monkeypatch):
     ok(helper("get", lines("protocol=http", "host=rexec.pipeops.io")))
 
 
+@pytest.mark.parametrize("rexec_host, allowed, answered", [
+    ("http://example.com", None, False),       # plain http to a remote host: never
+    ("http://127.0.0.1.evil.example", None, False),  # a name, not a loopback address
+    ("http://example.com", "1", True),         # unless the user allows it, as every command
+    ("http://127.0.0.1:8080", None, True),     # loopback: the stand-in
+], ids=["remote", "name-127", "allowed", "loopback"])
+def test_env_token_follows_the_plain_http_rule(monkeypatch, rexec_host, allowed, answered):
+    monkeypatch.setenv("REXEC_TOKEN", API_TOKEN)
+    monkeypatch.setenv("REXEC_HOST", rexec_host)
+    if allowed:
+        monkeypatch.setenv("REXEC_ALLOW_INSECURE_HTTP", allowed)
+    hostport = rexec_host.split("//")[1]
+    for query in (lines("protocol=http", f"host={hostport}"), ""):
+        result = helper("get", query)
+        assert (result.code, result.err) == (0, "")
+        assert (f"password={API_TOKEN}\n" in result.out) is answered
+
+
 def test_env_token_takes_the_asked_username_and_any_path(monkeypatch):
     monkeypatch.setenv("REXEC_TOKEN", API_TOKEN)
     ok(helper("get", REXEC + lines("path=a/b.git", "username=ci-bot")),

@@ -26,7 +26,7 @@ def test_normalise(url, expected):
 
 @pytest.mark.parametrize(
     "url",
-    ["rexec.pipeops.io", "ftp://x", "https://", "https://user:pw@host", "https://h:99999",
+    ["ftp://x", "https://", "https://user:pw@host", "https://h:99999",
      "https://h?x=1", "https://bad host", "https://h:port"],
 )
 def test_normalise_refuses_what_is_not_a_host_url(url):
@@ -55,3 +55,44 @@ def test_plain_http_refused_for_remote_hosts_unless_allowed():
     hosts.require_secure("http://example.com", {"REXEC_ALLOW_INSECURE_HTTP": "1"})
     hosts.require_secure("http://127.0.0.1:9", {})
     hosts.require_secure("https://example.com", {})
+
+
+# -- what counts as loopback: literal addresses and `localhost` only -------------------------
+
+
+@pytest.mark.parametrize(
+    "url, loopback",
+    [
+        ("http://127.0.0.1.evil.example:8080", False),  # a name, whatever it resolves to
+        ("http://127.evil.example", False),
+        ("http://127.0.0.1.nip.io", False),
+        ("http://localhost.evil.example", False),
+        ("http://127.0.0", False),
+        ("http://127.0.0.256", False),
+        ("http://127.000.0.1", False),  # not canonical: a resolver may read it as a name
+        ("http://[::ffff:127.0.0.1]", False),
+        ("http://[::1]", True),
+        ("http://127.255.255.254:1", True),
+        ("http://localhost:8080", True),
+    ],
+)
+def test_is_loopback_only_for_literal_addresses_and_localhost(url, loopback):
+    assert hosts.is_loopback(url) is loopback
+
+
+def test_plain_http_to_a_name_starting_with_127_is_refused():
+    with pytest.raises(UsageError, match="refusing to send a token over plain http"):
+        hosts.require_secure("http://127.0.0.1.evil.example:8080", {})
+
+
+@pytest.mark.parametrize(
+    "given, expected",
+    [
+        ("rexec.example.com", "https://rexec.example.com"),
+        ("Rexec.Example.com:8443", "https://rexec.example.com:8443"),
+        ("127.0.0.1:9000", "https://127.0.0.1:9000"),
+        ("localhost", "https://localhost"),
+    ],
+)
+def test_a_host_without_a_scheme_means_https(given, expected):
+    assert hosts.normalise(given) == expected

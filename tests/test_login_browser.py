@@ -290,8 +290,11 @@ def test_timeout_says_so_exits_1_frees_the_port_stores_nothing(standin, config_p
 def test_ctrl_c_while_waiting_says_cancelled_exits_130(standin, config_path):
     port = free_port()
 
-    def interrupt(url):
-        raise KeyboardInterrupt
+    def interrupt(url):  # Ctrl+C reaches the main thread while it waits
+        import _thread
+
+        _thread.interrupt_main()
+        return True
 
     result = call("login", ["--host", standin.url, "--port", str(port)], open_browser=interrupt)
     assert (result.code, result.err) == (130, "Login cancelled.\n")
@@ -305,7 +308,8 @@ def test_no_browser_prints_the_url_without_opening_anything(standin, config_path
                    browser=lambda url: opened.append(url) or True)
     assert opened == []
     assert "Opening browser" not in result.out
-    assert "If browser doesn't open, visit:\n" + standin.url + "/cli-login?callback=" in result.out
+    assert "If browser doesn't open" not in result.out
+    assert "\n\n" + standin.url + "/cli-login?callback=" in result.out
     assert result.code == 1 and "Login timed out" in result.err
 
 
@@ -325,13 +329,15 @@ def test_time_left_ticks_on_a_terminal_and_is_cleared(standin):
     assert result.code == 1
 
 
-@pytest.mark.parametrize("argv", [["--port", "x"], ["--port", "70000"], ["--timeout", "0"],
-                                  ["--timeout", "soon"]], ids=["port-x", "port-big", "timeout-0",
-                                                               "timeout-word"])
+@pytest.mark.parametrize("argv", [["--port", "xyzzy"], ["--port", "70000"], ["--timeout", "-17"],
+                                  ["--timeout", "soon"]], ids=["port-word", "port-big",
+                                                               "timeout-negative", "timeout-word"])
 def test_bad_port_or_timeout_is_a_usage_error(standin, argv):
     opened = []
     result = call("login", ["--host", standin.url, *argv], open_browser=opened.append)
     assert result.code == 2 and result.err.count("\n") == 1
+    assert result.err.startswith(f"rexec-login: invalid {argv[0]}: ")
+    assert argv[1] not in result.err  # never the value: it may be a mistyped secret
     assert opened == []
 
 
@@ -380,11 +386,23 @@ def test_pasted_bare_token_logs_in(standin, config_path):
     assert stored(config_path)["token"] == token
 
 
-def test_pasted_token_the_service_rejects_consumes_the_login(standin, config_path):
-    token = standin.mint_api_token("janedoe")
-    standin.revoke(token)
-    result = login(standin, "--no-browser", stdin=token.encode() + b"\n")
-    assert (result.code, result.err) == (1, "Invalid token: token revoked\n")
+def test_pasted_token_the_service_rejects_is_reported_and_the_wait_goes_on(standin, config_path):
+    revoked = standin.mint_api_token("janedoe")
+    standin.revoke(revoked)
+    good = standin.mint_api_token("johndoe")
+    result = login(standin, "--no-browser", stdin=f"{revoked}\n{good}\n".encode())
+    assert result.code == 0, result
+    assert result.err == "Invalid token: token revoked\n"
+    assert result.out.endswith("✓ Successfully logged in as johndoe (johndoe@example.com)\n")
+    assert stored(config_path)["token"] == good
+
+
+def test_pasted_rejected_token_then_nothing_times_out(standin, config_path):
+    revoked = standin.mint_api_token("janedoe")
+    standin.revoke(revoked)
+    result = login(standin, "--no-browser", timeout="1", stdin=f"{revoked}\n".encode())
+    assert result.code == 1
+    assert result.err == "Invalid token: token revoked\nLogin timed out. Please try again.\n"
     assert not config_path.exists()
 
 
@@ -408,7 +426,9 @@ def test_port_taken_offers_manual_login_with_a_line_from_stdin(standin, config_p
     result = call("login", ["--host", standin.url, "--port", str(taken_port)],
                   stdin=token.encode() + b"\n")
     assert result.code == 0, result
-    assert result.err == "Couldn't start local server: address already in use\n"
+    assert result.err == ("Couldn't start local server: address already in use\n"
+                          f"{login_command.PORT_HINT}\n")
+    assert "--port 0" in login_command.PORT_HINT
     assert result.out == (MANUAL.format(host=standin.url)
                           + "\n✓ Logged in as janedoe (jane@example.com)\n")
     assert stored(config_path)["token"] == token
@@ -462,6 +482,72 @@ def test_timeout_of_the_executable_frees_the_port_and_writes_nothing(standin, co
     assert result.err == "Login timed out. Please try again.\n"
     assert_port_bindable(port)
     assert not config_path.exists()
+
+
+@pytest.fixture
+def lingering_browser(tmp_path):
+    """lingering_browser(then) → a BROWSER value for a program that runs `then` (a shell
+    command, "$1" being the URL) and then stays open for 60 s, as a real browser started from
+    a terminal does; every such program is killed at the end of the test."""
+    pids = tmp_path / "browser-pids"
+    made = []
+
+    def make(then: str) -> str:
+        script = tmp_path / f"browser-{len(made)}"
+        # Its output goes elsewhere only so that the test's pipes see their end when
+        # rexec-login exits (a browser started from a terminal shares the terminal).
+        script.write_text(f"#!/bin/sh\necho $$ >> {pids}\n{then}\n"
+                          "exec sleep 60 </dev/null >/dev/null 2>&1\n")
+        script.chmod(0o755)
+        made.append(script)
+        return f"{script} %s"
+
+    yield make
+    if pids.exists():
+        for pid in pids.read_text().split():
+            try:
+                os.kill(int(pid), signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+
+def test_a_browser_that_stays_open_does_not_hold_up_the_login(standin, config_path,
+                                                               lingering_browser):
+    clicks = scripted_browser.browser_command().replace(" %s", ' "$1"')
+    env = dict(os.environ, BROWSER=lingering_browser(clicks))
+    result = run_bin("rexec-login", "--host", standin.url, "--port", "0", "--timeout", "30",
+                     env=env, timeout=25)
+    assert result.code == 0, result
+    assert result.out.endswith("✓ Successfully logged in as johndoe (johndoe@example.com)\n")
+    assert stored(config_path)["username"] == "johndoe"
+
+
+def test_a_browser_that_stays_open_does_not_stop_the_timeout(standin, config_path,
+                                                             lingering_browser):
+    env = dict(os.environ, BROWSER=lingering_browser(":"))
+    result = run_bin("rexec-login", "--host", standin.url, "--port", "0", "--timeout", "3",
+                     env=env, timeout=25)
+    assert (result.code, result.err) == (1, "Login timed out. Please try again.\n")
+    assert not config_path.exists()
+
+
+def test_a_browser_that_stays_open_leaves_the_countdown_and_hidden_input(standin, config_path,
+                                                                        lingering_browser):
+    os.environ["BROWSER"] = lingering_browser(":")  # clean_world restores the environment
+    term = Terminal("--host", standin.url, "--port", "0", "--timeout", "20")
+    try:
+        term.expect(b"Time left: ", timeout=10)
+        assert not term.echo_is_on()  # a pasted address stays off the screen and the shell
+        url = URL_LINE.search(term.transcript.decode().replace("\r", "")).group(1)
+        location = scripted_browser.authorize(url)
+        term.send(location.encode() + b"\n")
+        assert term.finish() == 0
+    finally:
+        term.close()
+        del os.environ["BROWSER"]
+    text = ANSI.sub("", term.transcript.decode())
+    assert "✓ Successfully logged in as johndoe (johndoe@example.com)" in text
+    assert location.split("?token=")[1] not in text
 
 
 def _default_sigint() -> None:

@@ -117,3 +117,72 @@ def test_installed_executable_reads_token_from_stdin(standin, config_path):
     assert result.code == 0, result
     assert result.out == "✓ Logged in as johndoe (johndoe@example.com)\n"
     assert oct(os.stat(config_path).st_mode & 0o777) == "0o600"
+
+
+# -- a name that merely starts with 127. is not loopback --------------------------------------
+
+RESOLVER_HOOK = """
+import socket
+_real = socket.getaddrinfo
+def getaddrinfo(host, *args, **kwargs):  # *.evil.example resolves to 127.0.0.1, as DNS could
+    if isinstance(host, str) and host.endswith(".evil.example"):
+        host = "127.0.0.1"
+    return _real(host, *args, **kwargs)
+socket.getaddrinfo = getaddrinfo
+"""
+
+
+@pytest.fixture
+def listener():
+    """A raw loopback listener that records every byte any client sends it."""
+    import socket
+    import threading
+
+    received: list = []
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(8)
+    server.settimeout(0.2)
+    stop = threading.Event()
+
+    def serve():
+        while not stop.is_set():
+            try:
+                conn, _ = server.accept()
+            except OSError:
+                continue
+            with conn:
+                conn.settimeout(2)
+                try:
+                    received.append(conn.recv(65536))
+                except OSError:
+                    pass
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    yield server.getsockname()[1], received
+    stop.set()
+    thread.join(2)
+    server.close()
+
+
+@pytest.mark.parametrize("allow", [False, True], ids=["refused", "control-allowed"])
+def test_no_bearer_leaves_over_plain_http_to_a_name_resolving_to_loopback(
+        tmp_path, listener, config_path, allow):
+    port, received = listener
+    hook = tmp_path / "hook"
+    hook.mkdir()
+    (hook / "sitecustomize.py").write_text(RESOLVER_HOOK)
+    env = dict(os.environ, PYTHONPATH=str(hook))
+    if allow:  # the control: the name really reaches the listener when plain http is allowed
+        env["REXEC_ALLOW_INSECURE_HTTP"] = "1"
+    result = run_bin("rexec-login", "--token", "-", "--host",
+                     f"http://127.0.0.1.evil.example:{port}", stdin="rexec_" + "a" * 64, env=env)
+    if allow:
+        assert result.code == 3, result
+        assert any(b"Authorization: Bearer rexec_" in chunk for chunk in received)
+    else:
+        assert result.code == 2, result
+        assert "refusing to send a token over plain http" in result.err
+        assert received == []
+    assert not config_path.exists()

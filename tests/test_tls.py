@@ -63,3 +63,24 @@ def test_requests_ca_bundle_trusts_a_private_ca(https_url):
     url, cert = https_url
     client = Client(url, {"REQUESTS_CA_BUNDLE": cert}, sleep=lambda s: None)
     assert client.profile("x.y.z")["username"] == "tls-user"
+
+
+def test_a_server_that_does_not_speak_tls_is_named_as_such(standin):
+    """https:// at a plain-http port: not a certificate problem; say what happened."""
+    url = "https://" + standin.url.split("//")[1]
+    with pytest.raises(ServiceError) as info:
+        Client(url, {}, sleep=lambda s: None).profile("x.y.z")
+    message = info.value.message
+    assert "did not answer with TLS" in message and "port or scheme" in message
+    assert "certificate" not in message and "REQUESTS_CA_BUNDLE" not in message
+    assert "\n" not in message
+
+
+def test_a_host_without_a_scheme_is_https(standin):
+    """--host 127.0.0.1:PORT means https://127.0.0.1:PORT: the plain-http stand-in is told so."""
+    from conftest import run_bin
+
+    result = run_bin("rexec-login", "--token", "-", "--host", standin.url.split("//")[1],
+                     stdin=standin.mint_api_token("johndoe"))
+    assert result.code == 3 and "did not answer with TLS" in result.err
+    assert f"https://{standin.url.split('//')[1]}" in result.err

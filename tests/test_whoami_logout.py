@@ -55,10 +55,30 @@ def test_whoami_not_logged_in():
         1, "", "Not logged in. Run 'rexec-login' first.\n")
 
 
-def test_whoami_rejected_token(standin, logged_in):
+def test_whoami_rejected_token_gives_the_remedy(standin, logged_in):
     standin.revoke(logged_in)
     result = call("whoami", [])
-    assert (result.code, result.err) == (1, "Error: Invalid token: Invalid or expired token\n")
+    assert (result.code, result.err) == (
+        1, "Error: Invalid token: Invalid or expired token. Run 'rexec-login' to log in again.\n")
+
+
+def test_whoami_rejected_env_token_says_it_came_from_rexec_token(standin, monkeypatch):
+    token = standin.mint_api_token("janedoe")
+    standin.revoke(token)
+    monkeypatch.setenv("REXEC_TOKEN", token)
+    monkeypatch.setenv("REXEC_HOST", standin.url)
+    result = call("whoami", [])
+    assert result.code == 1 and result.err.count("\n") == 1
+    assert result.err.startswith("Error: Invalid token: Invalid or expired token")
+    assert "REXEC_TOKEN" in result.err and "rexec-login" in result.err
+    assert token not in result.err
+
+
+def test_whoami_not_logged_in_to_the_host_rexec_host_names(monkeypatch):
+    monkeypatch.setenv("REXEC_HOST", "https://Staging.Example.com/")
+    result = call("whoami", [])
+    assert (result.code, result.out, result.err) == (
+        1, "", "Not logged in to https://staging.example.com. Run 'rexec-login' first.\n")
 
 
 def test_whoami_service_down_exits_3(standin, logged_in):
@@ -135,8 +155,25 @@ def test_every_executable_has_help_and_version(name):
 def test_usage_errors_exit_2_with_one_line_and_no_argv_echo(name):
     result = run_bin(name, "--bogus=rexec_SECRETSECRETSECRETSECRETSECRET12")
     assert result.code == 2
-    assert result.err.count("\n") == 1 and "SECRET" not in result.err
-    assert "Traceback" not in result.err
+    assert result.err == f"{name}: unknown option --bogus; see '{name} --help'\n"
+    assert "SECRET" not in result.err and "Traceback" not in result.err
+
+
+@pytest.mark.parametrize("argv, named", [
+    (["-x"], "-x"), (["--host=https://h", "--bogus"], "--bogus"), (["--Host", "x"], "--Host"),
+], ids=["short", "after-a-good-one", "case"])
+def test_usage_error_names_the_unknown_option(argv, named):
+    result = run_bin("rexec-whoami", *argv)
+    assert (result.code, result.err) == (
+        2, f"rexec-whoami: unknown option {named}; see 'rexec-whoami --help'\n")
+
+
+def test_git_credential_rexec_help_names_itself():
+    result = run_bin("git-credential-rexec", "--help")
+    assert result.code == 0
+    usage = result.out.split("Options:")[0]
+    assert "  git-credential-rexec (get | store | erase)" in usage
+    assert "rexec-credential" not in usage.split("Usage:")[1]
 
 
 def test_installed_whoami_and_logout(standin, logged_in, config_path):

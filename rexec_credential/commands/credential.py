@@ -83,11 +83,16 @@ def _get(request: Mapping, ctx: Context) -> None:
     ctx.stdout.flush()
 
 
-def _effective(data: Mapping, env: Mapping) -> dict:
-    """The effective host (REXEC_HOST, else the config's, else the default) as a query."""
+def precedence_host(data: Mapping, env: Mapping) -> str:
+    """The effective host URL: REXEC_HOST, else the config's, else the default."""
     from .. import precedence  # only for an empty request or REXEC_TOKEN
 
-    scheme, host = hosts.git_parts(precedence.resolve(data, env).host)
+    return precedence.resolve(data, env).host
+
+
+def _effective(data: Mapping, env: Mapping) -> dict:
+    """The effective host as a query."""
+    scheme, host = hosts.git_parts(precedence_host(data, env))
     return {"protocol": scheme, "host": host}
 
 
@@ -109,6 +114,8 @@ def _from_env(request: Mapping, data: Mapping, env: Mapping, now: float) -> dict
     username = claimed if isinstance(claimed, str) and claimed else request.get(
         "username", store.PLACEHOLDER_USERNAME
     )
+    if hosts.sends_in_clear(precedence_host(data, env), env):
+        return None  # the token would cross the network in clear, as the other commands refuse
     where = _effective(data, env)
     record = store.token_record(where["protocol"], where["host"], username, token)
     if store.matches(request, record) and not store.expired(record, now):

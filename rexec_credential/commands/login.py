@@ -102,8 +102,9 @@ def _who(profile: dict) -> str:
 
 
 def _parse_port(value: str) -> int:
-    if not value.isdigit() or int(value) > 65535:
-        raise UsageError(f"invalid --port {value!r}: use a number from 0 to 65535")
+    # Never the value in the message: a mistyped secret may have landed here.
+    if not (value.isascii() and value.isdigit()) or int(value) > 65535:
+        raise UsageError("invalid --port: use a number from 0 to 65535")
     return int(value)
 
 
@@ -113,7 +114,7 @@ def _parse_timeout(value: str) -> float:
     except ValueError:
         seconds = -1.0
     if not 0 < seconds < 86400:
-        raise UsageError(f"invalid --timeout {value!r}: use a number of seconds above 0")
+        raise UsageError("invalid --timeout: use a number of seconds above 0")
     return seconds
 
 
@@ -124,6 +125,7 @@ BANNER = (
 )
 PASTE_PROMPT = "Paste your token here: "
 NOT_A_TOKEN = "That is neither this login's callback address nor a whole token; still waiting."
+PORT_HINT = "hint: 'rexec-login --port 0' listens on any free port"
 POLL = 0.2  # seconds between looks at the callback, stdin and the clock while waiting
 MAX_LINE = 65536
 
@@ -141,7 +143,8 @@ def browser_login(args: dict, ctx: Context, host: str) -> int:
         return _manual_login(ctx, host, exc)
     with server:
         url = login_url(host, server.url)
-        cancelled = _wait_for_login(ctx, server, url, deadline, not args["--no-browser"])
+        cancelled = _wait_for_login(ctx, server, attempt, url, deadline,
+                                    not args["--no-browser"])
         server.finish()  # a token already being checked is seen through
     return _report(ctx, attempt, cancelled)
 
@@ -168,20 +171,43 @@ class _Attempt:
             return False, exc.message
         return True, f"Logged in to Rexec as {_who(self.profile)}."
 
+    def forget_error(self) -> RexecError | None:
+        """The last failure, cleared so that the login can go on."""
+        error, self.error = self.error, None
+        return error
 
-def _wait_for_login(ctx: Context, server: CallbackServer, url: str, deadline: float,
-                    open_browser: bool) -> bool:
+
+def _wait_for_login(ctx: Context, server: CallbackServer, attempt: _Attempt, url: str,
+                    deadline: float, open_browser: bool) -> bool:
     """Print the seed's lines, open the browser, wait; True when cancelled with Ctrl+C."""
     try:
         _announce(ctx, url, open_browser)
-        # webbrowser waits for a $BROWSER command or a console browser (lynx, w3m) to exit;
-        # that cannot deadlock, as the token is validated in the callback server's thread.
-        if open_browser and not ctx.open_browser(url):
-            ctx.warn("Couldn't open a browser; visit the address above.")
-        _wait(ctx, server, deadline)
+        opening = _BrowserOpening(ctx, url) if open_browser else None
+        _wait(ctx, server, attempt, deadline, opening)
     except KeyboardInterrupt:
         return True
     return False
+
+
+class _BrowserOpening:
+    """The browser, opened from a thread: webbrowser waits for a $BROWSER command or a
+    console browser to exit, and a real browser started from a terminal stays open, so the
+    wait (countdown, hidden paste, timeout) must not depend on it."""
+
+    def __init__(self, ctx: Context, url: str) -> None:
+        import threading
+
+        self._ctx = ctx
+        self._outcome: list = []
+        self._reported = False
+        threading.Thread(target=lambda: self._outcome.append(ctx.open_browser(url)),
+                         name="rexec-login:browser", daemon=True).start()
+
+    def report_failure(self) -> None:
+        """Say once that no browser could be opened, as soon as that is known."""
+        if self._outcome and not self._outcome[0] and not self._reported:
+            self._reported = True
+            self._ctx.warn("Couldn't open a browser; visit the address above.")
 
 
 def _announce(ctx: Context, url: str, opening: bool) -> None:
@@ -191,7 +217,7 @@ def _announce(ctx: Context, url: str, opening: bool) -> None:
     if opening:
         ctx.out("Opening browser for login...")
         ctx.out()
-    ctx.out("If browser doesn't open, visit:")
+        ctx.out("If browser doesn't open, visit:")
     ctx.out(url)
     ctx.out()
     ctx.out("Waiting for login... (Press Ctrl+C to cancel)")
@@ -200,7 +226,8 @@ def _announce(ctx: Context, url: str, opening: bool) -> None:
                 "here and press Enter; it is not shown.")
 
 
-def _wait(ctx: Context, server: CallbackServer, deadline: float) -> None:
+def _wait(ctx: Context, server: CallbackServer, attempt: _Attempt, deadline: float,
+          opening: _BrowserOpening | None) -> None:
     """Until a token has been handled or the deadline passes: tick, and take pasted lines."""
     pasted = _PastedLines(ctx.stdin)
     countdown = _Countdown(ctx)
@@ -210,18 +237,25 @@ def _wait(ctx: Context, server: CallbackServer, deadline: float) -> None:
                 left = deadline - time.monotonic()
                 if left <= 0:
                     return
+                if opening is not None:
+                    opening.report_failure()
                 countdown.show(left)
                 if not pasted.open:
                     server.wait(min(POLL, left))
                     continue
                 for line in pasted.read(min(POLL, left)):
-                    _take_pasted(ctx, server, line, countdown)
+                    _take_pasted(ctx, server, attempt, line, countdown)
         finally:
             countdown.clear()
 
 
-def _take_pasted(ctx: Context, server: CallbackServer, line: str, countdown: _Countdown) -> None:
-    """A pasted address is checked like a request (nonce and all); a bare token as it is."""
+def _take_pasted(ctx: Context, server: CallbackServer, attempt: _Attempt, line: str,
+                 countdown: _Countdown) -> None:
+    """A pasted address is checked like a request (nonce and all); a bare token as it is.
+
+    A pasted token that is refused is reported and the wait goes on (the nonce stays
+    valid): the person may have pasted the wrong line.
+    """
     if not line.strip():
         return
     token, problem = server.check_pasted(line)
@@ -231,7 +265,11 @@ def _take_pasted(ctx: Context, server: CallbackServer, line: str, countdown: _Co
     if token is None:
         ctx.warn(problem or NOT_A_TOKEN)
         return
-    server.submit(token)
+    verdict = server.hand_over(token, final=False)
+    if verdict is not None and not verdict[0]:
+        error = attempt.forget_error()
+        if error is not None:
+            ctx.warn(error.message)
 
 
 def _report(ctx: Context, attempt: _Attempt, cancelled: bool) -> int:
@@ -248,6 +286,7 @@ def _report(ctx: Context, attempt: _Attempt, cancelled: bool) -> int:
 def _manual_login(ctx: Context, host: str, exc: OSError) -> int:
     """No callback server: the seed's manual steps, then a pasted API token."""
     ctx.warn(f"Couldn't start local server: {(exc.strerror or str(exc)).lower()}")
+    ctx.warn(PORT_HINT)
     ctx.out()
     ctx.out("Manual login:")
     ctx.out(f"1. Go to: {host}/settings")

@@ -22,7 +22,7 @@ from __future__ import annotations
 import time
 
 from .. import tokens
-from ..errors import AuthError
+from ..errors import AuthError, TokenRejected
 from ..precedence import resolve
 
 TYPE_CHECKING = False
@@ -38,13 +38,16 @@ def run(args: dict, ctx: Context) -> int:
     """Fetch /api/profile with the effective token and print it."""
     login = resolve(ctx.config.load(), ctx.env, args["--host"], ctx.clock())
     if not login.token:
-        raise AuthError("Not logged in. Run 'rexec-login' first.")
+        where = f" to {login.host}" if login.host_source in ("option", "env") else ""
+        raise AuthError(f"Not logged in{where}. Run 'rexec-login' first.")
     kind = tokens.classify(login.token)
-    try:
-        profile = ctx.api(login.host).profile(login.token)
-    except AuthError as exc:
-        raise AuthError(f"Error: {exc.message}") from None
     expires = tokens.expiry(login.token)
+    try:
+        if expires is not None and expires <= ctx.clock():
+            raise TokenRejected("Invalid token: expired " + _when(expires), "token is expired")
+        profile = ctx.api(login.host).profile(login.token)
+    except TokenRejected as exc:
+        raise AuthError(f"Error: {with_remedy(exc, login.token_source)}") from None
     facts = {
         "username": profile["username"],
         "email": profile["email"] or "",
@@ -71,7 +74,19 @@ def run(args: dict, ctx: Context) -> int:
     return 0
 
 
+def with_remedy(exc: TokenRejected, source: str | None) -> str:
+    """The service's refusal, and what to do about it."""
+    if exc.reason == TokenRejected.SESSION_LOCKED:
+        return f"{exc.message}. Unlock it in the Rexec web app, then try again."
+    if source == "env":
+        return (f"{exc.message}. The token comes from REXEC_TOKEN: set a valid one, "
+                "or unset it and run 'rexec-login'.")
+    return f"{exc.message}. Run 'rexec-login' to log in again."
+
+
+def _when(seconds: int) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(seconds))
+
+
 def _expiry(expires: int | None) -> str:
-    if expires is None:
-        return "no expiry"
-    return "expires " + time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(expires))
+    return "no expiry" if expires is None else "expires " + _when(expires)

@@ -381,7 +381,7 @@ def test_login_survives_hostile_stdin(standin, config_path, login_tokens, manual
             first = "Couldn't start local server: address already in use\n"
             assert result.err.startswith(first), label
             assert "Paste your token here: " in result.out, label
-            warned = 1
+            warned = 2  # the busy port, and the hint at --port 0
         check_common(result, {0, 1, 2, 3}, label, stderr_lines_before=warned)
         assert result.code in expect_login(kind, data, good, manual), f"{label}: {result!r}"
         if result.code == 0:
