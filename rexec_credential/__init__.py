@@ -1,3 +1,3 @@
 """rexec-credential: Rexec login and git credential helper. Imports nothing (hot path)."""
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

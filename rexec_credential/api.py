@@ -9,6 +9,7 @@ the request carried, so nothing the server echoes can show a token.
 from __future__ import annotations
 
 import time
+from urllib.parse import quote
 
 import requests
 
@@ -58,8 +59,14 @@ class Client:
             raise TokenRejected(f"Invalid token: {reason}", reason)
         return _fields(body, token)
 
-    def _request(self, method: str, path: str, token: str,
-                 budget: float = TOTAL_BUDGET) -> dict:
+    def revoke_session(self, token: str, session_id: str, budget: float) -> None:
+        """DELETE /api/sessions/<id>: the session is gone when the service answers 200, or
+        401 or 404 (already ended, or unknown); ServiceError or TokenRejected otherwise."""
+        self._request("DELETE", f"/api/sessions/{quote(session_id, safe='')}", token, budget,
+                      done=(200, 401, 404))
+
+    def _request(self, method: str, path: str, token: str, budget: float = TOTAL_BUDGET,
+                 done: tuple = (200,)) -> dict:
         url = self.host + path
         deadline = self._clock() + budget
         for attempt in range(TRIES):
@@ -93,7 +100,7 @@ class Client:
             retry = response.status_code in RETRY_STATUSES and not last
             if retry and self._can_wait(attempt, deadline):
                 continue
-            return self._interpret(response.status_code, body, token)
+            return self._interpret(response.status_code, body, token, done)
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _read(self, response: requests.Response, deadline: float) -> bytes:
@@ -118,8 +125,10 @@ class Client:
         self._sleep(pause)
         return True
 
-    def _interpret(self, status: int, raw: bytes, token: str) -> dict:
+    def _interpret(self, status: int, raw: bytes, token: str, done: tuple) -> dict:
         body = _json(raw)
+        if status in done and status != 200:
+            return body if isinstance(body, dict) else {}
         if status in (401, 403, 423):
             reason = _error_text(body, token) if isinstance(body, dict) else ""
             raise _rejection(status, reason)

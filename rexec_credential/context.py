@@ -11,7 +11,7 @@ import os
 import sys
 import time
 
-from .config import ConfigFile, directory_for
+from .storage import Storage, directory_for
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -44,7 +44,7 @@ class Context:
         self.stdin_is_tty = stdin_is_tty
         self.stdout_is_tty = stdout_is_tty
         self.stderr_is_tty = stderr_is_tty
-        self._config: ConfigFile | None = None
+        self._storage: Storage | None = None
 
     @classmethod
     def from_process(cls) -> Context:
@@ -62,11 +62,13 @@ class Context:
         )
 
     @property
-    def config(self) -> ConfigFile:
-        """The config file, located from this context's environment."""
-        if self._config is None:
-            self._config = ConfigFile(directory_for(self.env), self.warn)
-        return self._config
+    def storage(self) -> Storage:
+        """config.json and credentials.json, located from this context's environment."""
+        if self._storage is None:
+            from .precedence import kept_out
+
+            self._storage = Storage(directory_for(self.env), self.warn, kept_out(self.env))
+        return self._storage
 
     def api(self, host: str) -> Any:
         """An API client for host (imports requests only when called)."""

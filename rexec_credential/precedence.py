@@ -1,55 +1,126 @@
-"""Which host and token a command uses, and where each came from (SPEC §3). Pure.
+"""Which host and token a command uses, and where each came from. Pure.
 
-Precedence, highest first: command-line option, environment (REXEC_HOST,
-REXEC_TOKEN), config file, default. A stored token is bound to its host: it is
-used only when the effective host is the host it was stored for.
+Precedence, highest first: command-line option, environment (REXEC_HOST, REXEC_TOKEN),
+the config file, the default host. The rules about the environment live here and
+nowhere else:
+
+- REXEC_TOKEN answers first, for the effective host only, and never for a plain-http
+  host that is not loopback (every command refuses to send it there);
+- REXEC_TOKEN's value is never written to disk: it is what `kept_out` gives the store;
+- a stored token is bound to the host it was issued for: with REXEC_HOST elsewhere, the
+  config's token is not used (a login stored for that host is);
+- an empty git request (`rexec-credential get </dev/null`) asks for the effective host.
 """
 
 from __future__ import annotations
 
-from . import hosts, store
+from . import hosts, records, tokens
+from .errors import RexecError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Mapping
 
+    from .accounts import Account
+    from .store import State
+
+ENV_TOKEN = "REXEC_TOKEN"
+ENV_HOST = "REXEC_HOST"
+
 
 class Resolved:
     """The effective host and token, with their sources."""
 
-    __slots__ = ("host", "host_source", "token", "token_source")
+    __slots__ = ("host", "host_source", "token", "token_source", "account")
 
     def __init__(self, host: str, host_source: str, token: str | None = None,
-                 token_source: str | None = None) -> None:
+                 token_source: str | None = None, account: Account | None = None) -> None:
         self.host = host
         self.host_source = host_source  # "option", "env", "config" or "default"
         self.token = token
-        self.token_source = token_source  # "env", "config" or None
+        self.token_source = token_source  # "env", "config" (either file) or None
+        self.account = account  # the stored login the token belongs to, when it is one
 
 
-def resolve(data: Mapping, env: Mapping[str, str], host_option: str | None = None,
-            now: float = 0) -> Resolved:
-    """Apply option → env → config → default to the host, then find the token for that host.
+def kept_out(env: Mapping[str, str]) -> tuple:
+    """Tokens that must never be written: REXEC_TOKEN's value."""
+    token = env.get(ENV_TOKEN)
+    return (token,) if token else ()
+
+
+def effective_host(state: State, env: Mapping[str, str],
+                   option: str | None = None) -> tuple[str, str]:
+    """(host URL, where it came from): the option, REXEC_HOST, the config, the default.
 
     A bad --host or REXEC_HOST is the user's usage error; a config `host` that is not a
-    URL (hand-edited, or another tool's) counts as no login, as store.active_record sees it.
+    URL counts as no login (accounts.Account.from_config).
     """
-    if host_option:
-        host, source = hosts.normalise(host_option), "option"
-    elif env.get("REXEC_HOST"):
-        host, source = hosts.normalise(env["REXEC_HOST"]), "env"
-    else:
-        configured = store.active_host(data)
-        host, source = (configured, "config") if configured else (hosts.DEFAULT_HOST, "default")
+    if option:
+        return hosts.normalise(option), "option"
+    if env.get(ENV_HOST):
+        return hosts.normalise(env[ENV_HOST]), "env"
+    active = state.active()
+    if active is not None:
+        return active.host, "config"
+    configured = state.config.get("host")
+    if isinstance(configured, str) and configured:
+        try:
+            return hosts.normalise(configured), "config"
+        except RexecError:  # a hand-edited host: fall back to the default
+            pass
+    return hosts.DEFAULT_HOST, "default"
+
+
+def resolve(state: State, env: Mapping[str, str], option: str | None = None,
+            now: float = 0) -> Resolved:
+    """The host, then the token for that host: REXEC_TOKEN, else the active login, else
+    another stored login for that host (an unexpired one first)."""
+    host, source = effective_host(state, env, option)
     resolved = Resolved(host, source)
-    if env.get("REXEC_TOKEN"):
-        resolved.token, resolved.token_source = env["REXEC_TOKEN"], "env"
+    if env.get(ENV_TOKEN):
+        resolved.token, resolved.token_source = env[ENV_TOKEN], "env"
+        return resolved
+    candidates = [account for account, _ in state.select(host, None)]
+    candidates.sort(key=lambda account: account.expired(now))  # stable: the active one first
+    if candidates:
+        resolved.token, resolved.token_source = candidates[0].token, "config"
+        resolved.account = candidates[0]
         return resolved
     protocol, hostport = hosts.git_parts(host)
-    candidates = [r for r in store.records(data)
-                  if r["protocol"] == protocol and r["host"] == hostport and r["password"]]
-    # An unexpired token first; an expired one still beats none (the server then says why).
-    candidates.sort(key=lambda record: store.expired(record, now))
-    if candidates:
-        resolved.token, resolved.token_source = candidates[0]["password"], "config"
+    stored = state.find({"protocol": protocol, "host": hostport}, now)
+    if stored is not None and stored.get("password"):
+        resolved.token, resolved.token_source = stored["password"], "config"
     return resolved
+
+
+def git_query(request: Mapping, state: State, env: Mapping[str, str]) -> Mapping:
+    """The request `get` matches: an empty one asks for the effective host's login."""
+    if records.erasable(request):  # it names a protocol, host, path or username
+        return request
+    protocol, hostport = hosts.git_parts(effective_host(state, env)[0])
+    return {"protocol": protocol, "host": hostport}
+
+
+def env_answer(request: Mapping, state: State, env: Mapping[str, str],
+               now: float) -> dict | None:
+    """REXEC_TOKEN as `get` answers it, if it is set and the request is for its host."""
+    token = env.get(ENV_TOKEN)
+    if not token:
+        return None
+    host = effective_host(state, env)[0]
+    if hosts.sends_in_clear(host, env):
+        return None  # it would cross the network in clear
+    claimed = tokens.jwt_claims(token).get("username")
+    # An API token names no user: any username asked for is taken, else the placeholder.
+    if isinstance(claimed, str) and claimed:
+        username = claimed
+    else:
+        username = request.get("username", records.PLACEHOLDER_USERNAME)
+    protocol, hostport = hosts.git_parts(host)
+    record = {"protocol": protocol, "host": hostport, "username": username, "password": token}
+    expires = tokens.expiry(token)
+    if expires is not None:
+        record["password_expiry_utc"] = expires
+    if records.matches(request, record, host_wide=True) and not records.expired(record, now):
+        return record
+    return None

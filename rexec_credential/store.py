@@ -1,247 +1,302 @@
-"""Credentials held in the config object: the active login plus a list. Pure.
+"""Everything stored about logins and credentials, and the rules for changing it. Pure.
 
-The active login is the seed's flat object (`host`, `token`, `username`, `email`,
-`tier`) so the Rexec Go CLI can read the same file; every other credential lives
-in a list under EXTRA_KEY, newest first. Both are seen here as git credential
-records: dicts with `protocol`, `host`, optional `path`, `username`, `password`,
-optional `password_expiry_utc` and `oauth_refresh_token`. Matching follows
-git-credential-store: a key absent from the query matches anything, a present key
-(even empty) must be equal. One exception: the active login is a Rexec token bound
-to a host, not to a repository, so it answers for every path on that host (records
-marked `active`).
+A `State` is what the two files hold, read by storage.py:
+
+- `config` — the config.json object: the active login as the Rexec CLI's five flat fields
+  (host, token, username, email, tier), plus any keys someone else put there (kept);
+- `accounts` — every Rexec login made here (credentials.json), newest first;
+- `credentials` — every credential `rexec-credential store` kept for other hosts or
+  users (credentials.json), newest first, as git credential records.
+
+Facts about the active login (git's expiry and refresh token) are kept in its account,
+found by its token: when the Rexec CLI writes another token into config.json, they stop
+applying. Tokens in `keep_out` (REXEC_TOKEN's value) are never written.
+
+An earlier layout kept everything in config.json (a `credentials` list, and the active
+login's `password_expiry_utc` and `oauth_refresh_token` beside its fields); it is read
+as if split, and split on the next write.
 """
 
 from __future__ import annotations
 
-from . import hosts, tokens
-from .errors import RexecError
-from .protocol import is_true
+from . import records, tokens
+from .accounts import CONFIG_FIELDS, Account
 
-EXTRA_KEY = "credentials"
-PLACEHOLDER_USERNAME = "x-rexec-token"
-MATCH_KEYS = ("protocol", "host", "path", "username")
-RECORD_KEYS = MATCH_KEYS + ("password", "password_expiry_utc", "oauth_refresh_token")
-# Kept even when empty (git's own tests store `username=` and `password=`).
-REQUIRED_KEYS = ("protocol", "host", "username", "password")
-# The active login may carry what git stored with its token beside the seed's keys.
-ACTIVE_EXTRAS = ("password_expiry_utc", "oauth_refresh_token")
-LOGIN_KEYS = ("token", "username", "email", "tier") + ACTIVE_EXTRAS
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Mapping
+    from typing import Collection, Mapping
+
+FORMAT_VERSION = 1
+LEGACY_LIST = "credentials"  # config.json's list in the earlier layout
+LEGACY_FACTS = ("password_expiry_utc", "oauth_refresh_token")
 
 
-def active_host(data: Mapping) -> str | None:
-    """The config's `host`, normalised; None when absent or not a host URL."""
-    host = data.get("host")
-    if not isinstance(host, str) or not host:
+class State:
+    """The contents of config.json and credentials.json, with the operations on them."""
+
+    __slots__ = ("config", "accounts", "credentials", "other", "keep_out", "config_changed",
+                 "credentials_changed", "config_removed", "credentials_removed")
+
+    def __init__(self, config: Mapping | None = None, stored: Mapping | None = None,
+                 keep_out: Collection[str] = ()) -> None:
+        config = dict(config or {})
+        stored = dict(stored or {})
+        accounts = stored.pop("accounts", None)
+        credentials = stored.pop("credentials", None)
+        stored.pop("version", None)
+        self.config = config
+        self.accounts = [a for a in map(Account.from_json, _list(accounts)) if a is not None]
+        self.credentials = _list(credentials)  # entries kept as they are, read when matched
+        self.other = stored  # keys of credentials.json someone else put there: kept
+        self.keep_out = frozenset(t for t in keep_out if t)
+        self.config_changed = self.credentials_changed = False
+        self.config_removed = self.credentials_removed = False
+        self._read_legacy_layout()
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def active(self) -> Account | None:
+        """The active login (config.json's), with the facts its account holds."""
+        active = Account.from_config(self.config)
+        if active is None:
+            return None
+        known = self._account_with_token(active.token, active.host)
+        if known is not None:
+            active.created_at = known.created_at
+            active.stored_expiry = known.stored_expiry
+            active.refresh_token = known.refresh_token
+        return active
+
+    def logins(self) -> list:
+        """Every Rexec login: (account, is_active), the active one first."""
+        active = self.active()
+        found = [(active, True)] if active else []
+        return found + [(a, False) for a in self.accounts
+                        if not (active and (a.token, a.host) == (active.token, active.host))]
+
+    def find(self, query: Mapping, now: float) -> dict | None:
+        """The first unexpired record that matches a request: the active login, the other
+        accounts, then the credentials git stored."""
+        for account, _ in self.logins():
+            record = account.record()
+            if records.matches(query, record, host_wide=True) and not records.expired(record,
+                                                                                         now):
+                return record
+        host, protocol = query.get("host"), query.get("protocol")
+        for entry in self.credentials:
+            # The cheap comparisons first: this loop may see thousands of entries.
+            if not isinstance(entry, dict) or (host is not None and entry.get("host") != host) \
+                    or (protocol is not None and entry.get("protocol") != protocol):
+                continue
+            if records.well_formed(entry) and records.matches(query, entry):
+                answer = _answer(entry)
+                if not records.expired(answer, now):
+                    return answer
         return None
-    try:
-        return hosts.normalise(host)
-    except RexecError:
-        return None
+
+    def select(self, host: str | None, username: str | None) -> list:
+        """The logins on host (a normalised URL) as username; None matches any."""
+        return [(account, active) for account, active in self.logins()
+                if (host is None or account.host == host)
+                and (username is None or account.username == username)]
+
+    # -- git's store and erase -------------------------------------------------------------
+
+    def store(self, request: Mapping, now: float) -> bool:
+        """Keep a credential git hands over; True when anything changed.
+
+        For a Rexec login's host and user it replaces that login's token (the active one
+        in config.json too); otherwise it is one credential per protocol, host, username
+        and path, a new password replacing the old.
+        """
+        new = records.storable(request, now)
+        if new is None or new["password"] in self.keep_out:
+            return False
+        for account, active in self.logins():
+            if records.same_login(account.record(), new):
+                return self._renew(account, active, new, now)
+        if new in self.credentials:
+            return False
+        self.credentials = [new] + [c for c in self.credentials
+                                    if not (isinstance(c, dict) and records.same_slot(c, new))]
+        self.credentials_changed = True
+        return True
+
+    def erase(self, pattern: Mapping) -> bool:
+        """Remove every matching credential and login; True when anything changed.
+
+        git erases what the server refused: the active login's token leaves config.json
+        (its host and other keys stay) so that it is not handed out again.
+        """
+        if not records.erasable(pattern):
+            return False
+        with_password = "password" in pattern  # git 2.42: a different password erases nothing
+        changed = False
+        for account, active in self.logins():
+            if records.matches(pattern, account.record(), with_password, host_wide=True):
+                changed = self._forget(account, active) or changed
+        kept = [c for c in self.credentials
+                if not (records.well_formed(c) and records.matches(pattern, c, with_password))]
+        if len(kept) != len(self.credentials):
+            self.credentials = kept
+            self.credentials_changed = changed = True
+        return changed
+
+    # -- logging in and out ----------------------------------------------------------------
+
+    def log_in(self, account: Account) -> bool:
+        """Make a new login the active one and keep it as an account; False (nothing
+        changed) for a token that must not be written.
+
+        A login as the same user on the same host replaces that account; the login it
+        replaces as the active one stays an account (also one the Rexec CLI wrote), and
+        copies git stored for the same host and user go (the login owns them).
+        """
+        if account.token in self.keep_out:
+            return False
+        same = self._account_with_token(account.token, account.host)
+        if same is not None and same.same_login(account):  # facts git stored still apply
+            account.stored_expiry, account.refresh_token = same.stored_expiry, same.refresh_token
+        self._keep_active_as_account(account.created_at)
+        self.accounts = [account] + [a for a in self.accounts if not a.same_login(account)]
+        record = account.record()
+        self.credentials = [c for c in self.credentials
+                            if not (isinstance(c, dict) and records.same_login(c, record))]
+        self._set_active(account)
+        self.credentials_changed = True
+        return True
+
+    def switch(self, account: Account, now: float) -> None:
+        """Make a stored account the active login (config.json gets its five fields)."""
+        current = next((a for a in self.accounts if a.same_login(account)), account)
+        self._keep_active_as_account(int(now))
+        self._set_active(current)
+
+    def log_out(self, account: Account, active: bool) -> None:
+        """Forget a login: its token leaves both files; for the active login config.json
+        goes completely."""
+        self.accounts = [a for a in self.accounts if a.token != account.token]
+        kept = [c for c in self.credentials
+                if not (isinstance(c, dict) and c.get("password") == account.token)]
+        self.credentials_changed = True
+        self.credentials = kept
+        if active or self.config.get("token") == account.token:
+            self.config_removed = True
+
+    def log_out_everything(self) -> None:
+        """Forget every login and every credential: both files go."""
+        self.accounts, self.credentials = [], []
+        self.config_removed = self.credentials_removed = True
+
+    # -- the files' contents ---------------------------------------------------------------
+
+    def touched(self) -> bool:
+        """True when either file must be written or removed."""
+        return (self.config_changed or self.credentials_changed or self.config_removed
+                or self.credentials_removed)
+
+    def config_object(self) -> dict:
+        """config.json's object: the five fields in the Rexec CLI's order, then other keys."""
+        ordered = {k: self.config[k] for k in CONFIG_FIELDS if k in self.config}
+        ordered.update((k, v) for k, v in self.config.items() if k not in ordered)
+        return ordered
+
+    def stored_object(self) -> dict:
+        """credentials.json's object."""
+        return {"version": FORMAT_VERSION, **self.other,
+                "accounts": [a.to_json() for a in self.accounts],
+                "credentials": self.credentials}
+
+    # -- inside ----------------------------------------------------------------------------
+
+    def _account_with_token(self, token: str, host: str) -> Account | None:
+        return next((a for a in self.accounts if (a.token, a.host) == (token, host)), None)
+
+    def _set_active(self, account: Account) -> None:
+        for key in LEGACY_FACTS:
+            self.config.pop(key, None)
+        self.config.update(account.config_fields())
+        self.config_changed = True
+        self.config_removed = False
+
+    def _keep_active_as_account(self, now: int | None) -> None:
+        """Before the active login is replaced: make sure it is an account (nothing lost)."""
+        active = self.active()
+        if active is None or active.token in self.keep_out:
+            return
+        if self._account_with_token(active.token, active.host) is None:
+            # The Rexec CLI wrote it (or git erased its account): same user, newer token.
+            active.created_at = now
+            self.accounts = [a for a in self.accounts if not a.same_login(active)] + [active]
+            self.credentials_changed = True
+
+    def _renew(self, account: Account, active: bool, new: Mapping, now: float) -> bool:
+        """git stored a token, and what it knows of it, for a login's host and user."""
+        token = new["password"]
+        expiry = new.get("password_expiry_utc")
+        if expiry is not None and expiry == tokens.expiry(token):
+            expiry = None  # the JWT says it already
+        facts = (token, expiry, new.get("oauth_refresh_token", ""))
+        changed = False
+        if active:
+            if self.config.get("token") != token:
+                self.config["token"] = token
+                self.config_changed = changed = True
+            kept = self._account_with_token(account.token, account.host)
+            if kept is None:
+                if not changed and facts[1:] == (None, ""):
+                    return False  # already stored, and nothing to add
+                kept = Account(account.host, account.username, token, account.email,
+                               account.tier, created_at=int(now))
+                self.accounts = [kept] + [a for a in self.accounts if not a.same_login(kept)]
+                self.credentials_changed = changed = True
+            account = kept
+        if (account.token, account.stored_expiry, account.refresh_token) != facts:
+            account.token, account.stored_expiry, account.refresh_token = facts
+            self.credentials_changed = changed = True
+        return changed
+
+    def _forget(self, account: Account, active: bool) -> bool:
+        before = len(self.accounts)
+        self.accounts = [a for a in self.accounts if a.token != account.token]
+        changed = len(self.accounts) != before
+        self.credentials_changed = self.credentials_changed or changed
+        if active:
+            for key in ("token", "username", "email", "tier") + LEGACY_FACTS:
+                self.config.pop(key, None)
+            self.config_changed = changed = True
+        return changed
+
+    def _read_legacy_layout(self) -> None:
+        legacy = self.config.pop(LEGACY_LIST, None)
+        if legacy is not None:
+            self.credentials = self.credentials + _list(legacy)
+            self.config_changed = self.credentials_changed = True
+        facts = {k: self.config.pop(k) for k in LEGACY_FACTS if k in self.config}
+        if facts:
+            self.config_changed = self.credentials_changed = True
+            active = Account.from_config(self.config)
+            if active is not None and active.token not in self.keep_out:
+                active.stored_expiry = records.expiry_value(facts.get("password_expiry_utc"))
+                refresh = facts.get("oauth_refresh_token")
+                active.refresh_token = refresh if isinstance(refresh, str) else ""
+                if active.stored_expiry == tokens.expiry(active.token):
+                    active.stored_expiry = None
+                self.accounts = [a for a in self.accounts if a.token != active.token]
+                self.accounts.insert(0, active)
 
 
-def active_record(data: Mapping) -> dict | None:
-    """The active login as a credential record, or None when there is none."""
-    token, host = data.get("token"), data.get("host")
-    if not isinstance(token, str) or not token:
-        return None
-    host = hosts.DEFAULT_HOST if host is None else active_host(data)
-    if host is None:
-        return None
-    protocol, hostport = hosts.git_parts(host)
-    username = data.get("username")
-    username = username if isinstance(username, str) and username else PLACEHOLDER_USERNAME
-    record = token_record(protocol, hostport, username, token, data.get("password_expiry_utc"))
-    refresh = data.get("oauth_refresh_token")
-    if isinstance(refresh, str) and refresh:
-        record["oauth_refresh_token"] = refresh
-    return record
+def _list(value: object) -> list:
+    return value if isinstance(value, list) else []
 
 
-def token_record(protocol: str, host: str, username: str, token: str,
-                 expiry: object = None) -> dict:
-    """A host-wide record for a Rexec token (the active login, REXEC_TOKEN); JWT exp = expiry."""
-    record = {"protocol": protocol, "host": host, "username": username, "password": token,
-              "active": True}
-    return _with_expiry(record, expiry)
-
-
-def _with_expiry(record: dict, stored: object) -> dict:
-    # What `store` received wins; else a JWT's own `exp` (SPEC §4 get).
-    exp = _expiry_value(stored) or tokens.expiry(record["password"])
-    if exp is not None:
-        record["password_expiry_utc"] = exp
-    else:
+def _answer(entry: Mapping) -> dict:
+    """A stored credential as `get` answers it: its expiry as a number, or its JWT's `exp`."""
+    record = dict(entry)
+    exp = records.expiry_value(record.get("password_expiry_utc")) or tokens.expiry(
+        record["password"])
+    if exp is None:
         record.pop("password_expiry_utc", None)
+    else:
+        record["password_expiry_utc"] = exp
     return record
-
-
-def _extras(data: Mapping) -> list:
-    extras = data.get(EXTRA_KEY)
-    if not isinstance(extras, list):
-        return []
-    return [
-        _with_expiry(dict(r), r.get("password_expiry_utc"))
-        for r in extras if isinstance(r, dict) and _well_formed(r)
-    ]
-
-
-def _well_formed(record: Mapping) -> bool:
-    return all(isinstance(record.get(k, ""), str) for k in MATCH_KEYS + ("password",)) and all(
-        k in record for k in ("protocol", "host", "password")
-    )
-
-
-def records(data: Mapping) -> list:
-    """Every stored credential, the active login first."""
-    active = active_record(data)
-    return ([active] if active else []) + _extras(data)
-
-
-def matches(query: Mapping, record: Mapping, with_password: bool = False) -> bool:
-    """git-credential-store's rule: absent query keys match anything, present ones must equal."""
-    keys = MATCH_KEYS + ("password",) if with_password else MATCH_KEYS
-    return all(
-        k not in query or record.get(k, "") == query[k]
-        for k in keys
-        if not (k == "path" and record.get("active"))  # the active login is host-wide
-    )
-
-
-def expired(record: Mapping, now: float) -> bool:
-    """True when the record carries an expiry (not 0) that has passed."""
-    exp = _expiry_value(record.get("password_expiry_utc"))
-    return exp is not None and exp <= now
-
-
-def _expiry_value(value: object) -> int | None:
-    # git: 0, or a value that does not parse or overflows, means "no expiry".
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, str):
-        ok = value.isascii() and value.isdigit() and len(value) < 19
-        value = int(value) if ok else None
-    if isinstance(value, int) and value > 0:
-        return value
-    return None
-
-
-def find(data: Mapping, query: Mapping, now: float) -> dict | None:
-    """The first unexpired record matching the query; an empty query means the active login."""
-    if not any(k in query for k in MATCH_KEYS):
-        active = active_record(data)
-        return active if active and not expired(active, now) else None
-    for record in records(data):
-        if matches(query, record) and not expired(record, now):
-            return record
-    return None
-
-
-def storable(cred: Mapping, now: float, env_token: str | None = None) -> bool:
-    """Whether `store` may persist cred: complete, not ephemeral, unexpired, not REXEC_TOKEN."""
-    if not all(isinstance(cred.get(k), str) for k in REQUIRED_KEYS):
-        return False
-    if is_true(cred.get("ephemeral")) or expired(cred, now):
-        return False
-    return not (env_token and cred["password"] == env_token)  # never written to disk
-
-
-def store(data: dict, cred: Mapping, now: float, env_token: str | None = None) -> bool:
-    """Save a credential (SPEC §4 store); True when `data` changed and must be written."""
-    if not storable(cred, now, env_token):
-        return False
-    new = {k: cred[k] for k in REQUIRED_KEYS}
-    for key in ("path", "oauth_refresh_token"):
-        if cred.get(key):
-            new[key] = cred[key]
-    exp = _expiry_value(cred.get("password_expiry_utc"))
-    if exp is not None:
-        new["password_expiry_utc"] = exp
-    active = active_record(data)
-    if active and _same_login(active, new):  # host-wide: a per-path copy would go stale
-        return _update_active(data, new)
-    extras = data.get(EXTRA_KEY) if isinstance(data.get(EXTRA_KEY), list) else []
-    if new in extras:
-        return False
-    data[EXTRA_KEY] = [new] + _without_slot(extras, new)
-    return True
-
-
-def _without_slot(extras: list, slot: Mapping) -> list:
-    return [r for r in extras if not (isinstance(r, dict) and _same_slot(r, slot))]
-
-
-def _update_active(data: dict, new: Mapping) -> bool:
-    before = {k: data.get(k) for k in ("token",) + ACTIVE_EXTRAS}
-    data["token"] = new["password"]
-    for key in ACTIVE_EXTRAS:
-        data.pop(key, None)
-    if new.get("oauth_refresh_token"):
-        data["oauth_refresh_token"] = new["oauth_refresh_token"]
-    exp = new.get("password_expiry_utc")
-    if exp is not None and exp != tokens.expiry(new["password"]):
-        data["password_expiry_utc"] = exp
-    return before != {k: data.get(k) for k in ("token",) + ACTIVE_EXTRAS}
-
-
-def _same_slot(a: Mapping, b: Mapping) -> bool:
-    return all(a.get(k, "") == b.get(k, "") for k in MATCH_KEYS)
-
-
-def _same_login(a: Mapping, b: Mapping) -> bool:
-    """Same protocol, host and username, whatever the path (the active login is host-wide)."""
-    return all(a.get(k, "") == b.get(k, "") for k in ("protocol", "host", "username"))
-
-
-def erasable(pattern: Mapping) -> bool:
-    """False for an empty pattern, which erases nothing (as git-credential-store refuses it)."""
-    return any(k in pattern for k in MATCH_KEYS)
-
-
-def erase(data: dict, pattern: Mapping) -> bool:
-    """Remove every matching credential (SPEC §4 erase); True when `data` changed."""
-    if not erasable(pattern):
-        return False
-    with_password = "password" in pattern  # git 2.42: a different password erases nothing
-    changed = False
-    active = active_record(data)
-    if active and matches(pattern, active, with_password):
-        for key in LOGIN_KEYS:
-            data.pop(key, None)
-        changed = True
-    extras = data.get(EXTRA_KEY)
-    if isinstance(extras, list):
-        kept = [
-            r for r in extras
-            if not (isinstance(r, dict) and _well_formed(r) and matches(pattern, r, with_password))
-        ]
-        if len(kept) != len(extras):
-            data[EXTRA_KEY] = kept
-            changed = True
-    return changed
-
-
-def set_active(data: dict, host: str, token: str, profile: Mapping) -> None:
-    """Make (host, token, profile) the active login; keep a different previous one as a record."""
-    previous = active_record(data)
-    data["host"] = host
-    data["token"] = token
-    for key in ACTIVE_EXTRAS:
-        data.pop(key, None)
-    for key in ("username", "email", "tier"):
-        value = profile.get(key)
-        if isinstance(value, str) and value:
-            data[key] = value
-        else:
-            data.pop(key, None)
-    current = active_record(data)
-    if current and isinstance(data.get(EXTRA_KEY), list):
-        # The active login owns its host and username: drop copies stored earlier through git.
-        data[EXTRA_KEY] = [
-            r for r in data[EXTRA_KEY] if not (isinstance(r, dict) and _same_login(r, current))
-        ]
-    if previous and current and not _same_login(previous, current):
-        kept = {k: v for k, v in previous.items() if k != "active"}
-        store(data, kept, now=0)

@@ -65,6 +65,36 @@ def standin():
         yield service
 
 
+@pytest.fixture
+def git_world(tmp_path, home) -> dict:
+    """An environment for git: no prompt, no askpass, an identity for commits."""
+    env = {k: v for k, v in os.environ.items() if k not in ("SSH_ASKPASS", "DISPLAY")}
+    env.update(GIT_TERMINAL_PROMPT="0", GIT_AUTHOR_NAME="T", GIT_AUTHOR_EMAIL="t@example.com",
+               GIT_COMMITTER_NAME="T", GIT_COMMITTER_EMAIL="t@example.com",
+               GIT_CEILING_DIRECTORIES=str(tmp_path))
+    return env
+
+
+@pytest.fixture
+def git_server(tmp_path, standin, git_world):
+    """A smart-HTTP git server (tests/githttp.py) serving `repo.git` with one commit, which
+    takes a Basic password only if the stand-in accepts it as a token."""
+    from githttp import GitHTTPServer
+
+    root = tmp_path / "srv"
+    root.mkdir()
+    subprocess.run(["git", "init", "-q", "--bare", "-b", "main", str(root / "repo.git")],
+                   check=True, env=git_world)
+    seed = tmp_path / "seed"
+    subprocess.run(["git", "init", "-q", "-b", "main", str(seed)], check=True, env=git_world)
+    (seed / "README").write_text("hello\n")
+    for args in (["add", "README"], ["commit", "-q", "-m", "first"],
+                 ["push", "-q", str(root / "repo.git"), "main"]):
+        subprocess.run(["git", *args], cwd=seed, check=True, env=git_world, capture_output=True)
+    with GitHTTPServer(str(root), standin.url) as srv:
+        yield srv
+
+
 def call(command: str, argv: list, stdin: bytes = b"", env: dict | None = None,
          **ctx_options) -> Result:
     """Run a command in-process through cli.main with a Context built for the test."""

@@ -175,3 +175,22 @@ def _basic(header: str | None) -> tuple:
     except (ValueError, UnicodeDecodeError):
         return None, None
     return (user, password) if sep else (None, None)
+
+
+def git(*args: str, env: dict, cwd=None, check: bool = True,
+        helper: bool = True) -> subprocess.CompletedProcess:
+    """git; with `helper`, rexec is its only credential helper (the empty value resets the
+    list), else git uses what its configuration says."""
+    options = ["-c", "credential.helper=", "-c", "credential.helper=rexec"] if helper else []
+    proc = subprocess.run(["git", *options, *args], capture_output=True, text=True, env=env,
+                          cwd=cwd, timeout=120)
+    if check:
+        assert proc.returncode == 0, f"git {args} failed: {proc.stderr}"
+    return proc
+
+
+def clone(server: GitHTTPServer, tmp_path, env: dict, *options: str, check: bool = True,
+          helper: bool = True) -> subprocess.CompletedProcess:
+    """git clone <server>/repo.git into tmp_path/clone."""
+    return git(*options, "clone", "-q", f"{server.url}/repo.git", str(tmp_path / "clone"),
+               env=env, check=check, helper=helper)

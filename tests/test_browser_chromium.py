@@ -149,11 +149,12 @@ def history_urls(profile_dir) -> list:
         connection.close()
 
 
-def test_what_chromium_keeps_in_its_saved_history(playwright, rexec_login, standin, config_path,
-                                                  tmp_path):
+def test_what_chromium_keeps_in_its_saved_history_and_logout_ends_it(
+        playwright, rexec_login, standin, config_path, tmp_path):
     """The facts SECURITY.md states: the callback address with ?token=<JWT> stays in the
     History database (replaceState changes only the address bar and adds a second entry),
-    and so does the login page's address, which names the one-time callback path."""
+    and so does the login page's address, which names the one-time callback path; after
+    rexec-logout, the JWT found there no longer works."""
     p, path = playwright
     proc, url = rexec_login
     profile = tmp_path / "profile"
@@ -176,3 +177,12 @@ def test_what_chromium_keeps_in_its_saved_history(playwright, rexec_login, stand
     assert f"/callback/{callback_path}?token=" in with_token[0]
     assert any(u.endswith(f"/callback/{callback_path}") for u in urls)  # replaceState's entry
     assert url in urls  # the login page's address, nonce included
+    # What limits the damage: rexec-logout ends the session, and the JWT the history
+    # still holds is refused from then on.
+    from_history = with_token[0].split("?token=")[1]
+    env = dict(os.environ, REXEC_TOKEN=from_history, REXEC_HOST=standin.url)
+    assert run_bin("rexec-whoami", env=env).code == 0
+    logout = run_bin("rexec-logout")
+    assert (logout.code, logout.err) == (0, "")
+    still = run_bin("rexec-whoami", env=env)
+    assert still.code == 1 and "session_revoked" in still.err

@@ -4,7 +4,6 @@ the hot-path import budget."""
 
 from __future__ import annotations
 
-import base64
 import io
 import json
 import os
@@ -14,21 +13,14 @@ import sys
 
 import pytest
 from conftest import BIN_DIR, REPO, call, run_bin
+from helpers import accounts, credentials, jwt, log_in, write_json
 
-from rexec_credential import store
 from rexec_credential.commands import credential
-from rexec_credential.config import ConfigFile
 from rexec_credential.context import Context
 
 NOW = 1_700_000_000
 API_TOKEN = "rexec_" + "a1" * 32
 OTHER_TOKEN = "rexec_" + "b2" * 32
-
-
-def jwt(**claims) -> str:
-    def seg(obj):
-        return base64.urlsafe_b64encode(json.dumps(obj).encode()).rstrip(b"=").decode()
-    return f"{seg({'alg': 'HS256', 'typ': 'JWT'})}.{seg(claims)}.c2ln"
 
 
 def helper(op: str, stdin: str | bytes = b"", **kw):
@@ -41,10 +33,7 @@ def lines(*items: str) -> str:
     return "".join(f"{item}\n" for item in items)
 
 
-def write_config(config_path, data: dict) -> None:
-    config_path.parent.mkdir(mode=0o700, exist_ok=True)
-    config_path.write_text(json.dumps(data))
-    config_path.chmod(0o600)
+write_config = write_json
 
 
 def read_config(config_path) -> dict:
@@ -52,10 +41,8 @@ def read_config(config_path) -> dict:
 
 
 def login(config_path, host="https://rexec.pipeops.io", token=API_TOKEN, **profile) -> None:
-    """Write an active login the way rexec-login does (store.set_active)."""
-    profile = profile or {"username": "johndoe", "email": "john@example.com", "tier": "pro"}
-    ConfigFile(str(config_path.parent), print).update(
-        lambda data: store.set_active(data, host, token, profile) or True)
+    """Record an active login the way rexec-login does."""
+    log_in(config_path.parent, host, token, **profile)
 
 
 def ok(result, out: str = "") -> None:
@@ -268,8 +255,9 @@ def test_env_token_is_never_stored(home, monkeypatch):
 def test_env_token_set_other_passwords_still_stored(config_path, monkeypatch):
     monkeypatch.setenv("REXEC_TOKEN", API_TOKEN)
     ok(helper("store", lines("protocol=https", "host=example.com", "username=u", "password=p")))
-    assert API_TOKEN not in config_path.read_text()
-    assert read_config(config_path)["credentials"][0]["password"] == "p"
+    assert not config_path.exists()  # a credential for another host leaves config.json alone
+    assert API_TOKEN not in (config_path.parent / "credentials.json").read_text()
+    assert credentials(config_path.parent)[0]["password"] == "p"
 
 
 def test_env_token_erase_leaves_stored_login(config_path, monkeypatch):
@@ -283,7 +271,8 @@ def test_env_token_erase_leaves_stored_login(config_path, monkeypatch):
 
 def test_store_writes_a_private_file(config_path):
     ok(helper("store", lines("protocol=https", "host=example.com", "username=u", "password=p")))
-    assert stat.S_IMODE(config_path.stat().st_mode) == 0o600
+    stored = config_path.parent / "credentials.json"
+    assert stat.S_IMODE(stored.stat().st_mode) == 0o600
     assert stat.S_IMODE(config_path.parent.stat().st_mode) == 0o700
 
 
@@ -308,23 +297,40 @@ def test_store_needs_all_four_keys(home, missing):
 def test_store_same_credential_twice_does_not_rewrite(config_path):
     request = lines("protocol=https", "host=example.com", "username=u", "password=p")
     ok(helper("store", request))
-    before = config_path.stat().st_mtime_ns, config_path.stat().st_ino
+    stored = config_path.parent / "credentials.json"
+    before = stored.stat().st_mtime_ns, stored.stat().st_ino
     ok(helper("store", request))
-    assert (config_path.stat().st_mtime_ns, config_path.stat().st_ino) == before
+    assert (stored.stat().st_mtime_ns, stored.stat().st_ino) == before
+
+
+def test_storing_the_active_login_again_writes_nothing(config_path):
+    login(config_path)
+    files = [config_path, config_path.parent / "credentials.json"]
+    before = [(f.stat().st_mtime_ns, f.stat().st_ino) for f in files]
+    ok(helper("store", REXEC + lines("username=johndoe", f"password={API_TOKEN}")))
+    assert [(f.stat().st_mtime_ns, f.stat().st_ino) for f in files] == before
 
 
 def test_store_for_the_active_login_updates_it_in_place(config_path):
     login(config_path)
-    ok(helper("store", REXEC + lines("username=johndoe", f"password={OTHER_TOKEN}")))
+    ok(helper("store", REXEC + lines("username=johndoe", f"password={OTHER_TOKEN}",
+                                     "oauth_refresh_token=r1")))
     data = read_config(config_path)
-    assert data["token"] == OTHER_TOKEN and data["email"] == "john@example.com"
-    assert "credentials" not in data
+    assert data == {"host": "https://rexec.pipeops.io", "token": OTHER_TOKEN,
+                    "username": "johndoe", "email": "john@example.com", "tier": "pro"}
+    [account] = accounts(config_path.parent)
+    assert (account["token"], account["oauth_refresh_token"]) == (OTHER_TOKEN, "r1")
+    assert credentials(config_path.parent) == []
+    ok(helper("get", REXEC), lines("protocol=https", "host=rexec.pipeops.io", "username=johndoe",
+                                   f"password={OTHER_TOKEN}", "oauth_refresh_token=r1"))
 
 
 def test_store_keeps_unknown_top_level_keys(config_path):
     write_config(config_path, {"future": [1, 2]})
+    write_config(config_path.parent / "credentials.json", {"version": 1, "extension": {"a": 1}})
     ok(helper("store", lines("protocol=https", "host=example.com", "username=u", "password=p")))
     assert read_config(config_path)["future"] == [1, 2]
+    assert read_config(config_path.parent / "credentials.json")["extension"] == {"a": 1}
 
 
 # -- erase ----------------------------------------------------------------------------------

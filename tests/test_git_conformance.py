@@ -24,9 +24,7 @@ from typing import NamedTuple
 
 import pytest
 from conftest import BIN_DIR
-
-from rexec_credential import store
-from rexec_credential.config import ConfigFile
+from helpers import storage
 
 
 def _git_version() -> tuple:
@@ -584,7 +582,9 @@ def test_t0303_in_sequence(git_env, config_path):
     for name in SCENARIOS:
         run_scenario(git_env, name)
     clean(git_env)
-    assert json.loads(config_path.read_text()) == {"credentials": []}
+    stored = json.loads((config_path.parent / "credentials.json").read_text())
+    assert (stored["accounts"], stored["credentials"]) == ([], [])
+    assert not config_path.exists()  # only credentials.json was ever written
 
 
 def test_git_version_is_known():
@@ -612,8 +612,7 @@ def test_expired_credential_is_not_returned(git_env, config_path):
     """A credential stored with an expiry that has since passed is never handed to git."""
     record = {"protocol": "https", "host": "example.com", "username": "user-expired",
               "password": "old", "password_expiry_utc": int(time.time()) + 1000}
-    ConfigFile(str(config_path.parent), print).update(
-        lambda data: store.store(data, record, now=time.time()))
+    storage(config_path.parent).update(lambda state: state.store(record, time.time()))
     run_step(git_env, fill("""
 protocol=https
 host=example.com
@@ -624,9 +623,10 @@ host=example.com
 username=user-expired
 password=old
 """))
-    data = json.loads(config_path.read_text())  # ...then the expiry passes
+    stored = config_path.parent / "credentials.json"
+    data = json.loads(stored.read_text())  # ...then the expiry passes
     data["credentials"][0]["password_expiry_utc"] = int(time.time()) - 1
-    config_path.write_text(json.dumps(data))
+    stored.write_text(json.dumps(data))
     run_step(git_env, fill(ASKED))
 
 
@@ -639,7 +639,7 @@ username=user-expired
 password=old
 password_expiry_utc=1
 """, needs=EXPIRY))
-    assert not config_path.exists()
+    assert not config_path.parent.exists()
     run_step(git_env, fill(ASKED))
 
 
@@ -653,5 +653,5 @@ username=user-expired
 password=eph
 ephemeral=1
 """, needs=(2, 46)))
-    assert not config_path.exists()
+    assert not config_path.parent.exists()
     run_step(git_env, fill(ASKED))

@@ -7,6 +7,7 @@ import os
 
 import pytest
 from conftest import call, run_bin
+from helpers import accounts
 
 
 def test_api_token_login_stores_the_seed_fields(standin, config_path):
@@ -95,7 +96,7 @@ def test_login_over_a_corrupted_file_backs_it_up(standin, config_path):
     assert json.loads(config_path.read_text())["username"] == "johndoe"
 
 
-def test_second_login_to_another_host_keeps_the_first_as_a_credential(standin, config_path):
+def test_second_login_to_another_host_keeps_the_first_as_an_account(standin, config_path):
     from rexec_credential.testing import StandIn
 
     first = standin.mint_api_token("johndoe")
@@ -105,10 +106,10 @@ def test_second_login_to_another_host_keeps_the_first_as_a_credential(standin, c
         assert call("login", ["--token", "-", "--host", other.url],
                     stdin=second.encode()).code == 0
         data = json.loads(config_path.read_text())
-        assert (data["host"], data["token"]) == (other.url, second)
-        kept = data["credentials"]
-        assert [(c["host"], c["username"], c["password"]) for c in kept] == [
-            (standin.url.split("//")[1], "johndoe", first)]
+        assert data == {"host": other.url, "token": second, "username": "janedoe",
+                        "email": "jane@example.com", "tier": "free"}
+        assert [(a["host"], a["username"], a["token"]) for a in accounts(config_path.parent)] \
+            == [(other.url, "janedoe", second), (standin.url, "johndoe", first)]
 
 
 def test_installed_executable_reads_token_from_stdin(standin, config_path):

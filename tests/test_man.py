@@ -48,7 +48,7 @@ PIPELINE = (
     "printf 'protocol=https\\nhost=rexec.pipeops.io\\n' | rexec-credential get"
     " | sed -n 's/^password=//p'"
 )
-GIT_CONFIG = "git config --global credential.https://rexec.pipeops.io.helper rexec"
+GIT_SETUP = "rexec-credential configure"
 SO_WARNING = "WARNING: .so is fragile, better use ln(1): so man1/rexec-credential.1"
 # An option as written in a usage or a page: -h, --help, --host=URL, --token=TOKEN.
 OPTION = re.compile(r"(?<![\w-])(--?[A-Za-z][\w-]*)(=[\w<>-]+)?")
@@ -377,10 +377,12 @@ def test_environment_lists_every_variable(page):
 
 
 @pytest.mark.parametrize("page", COMMANDS)
-def test_files_name_the_config_its_modes_lock_and_backup(page):
+def test_files_name_both_files_modes_lock_backups_and_completions(page):
     text = " ".join(text_lines(sections(page)["FILES"]))
-    for needle in ("~/.rexec/config.json", "0600", "0700", "~/.rexec/config.json.lock",
-                   "~/.rexec/config.json.corrupt-"):
+    for needle in ("~/.rexec/config.json", "~/.rexec/credentials.json", "0600", "0700",
+                   "~/.rexec/config.json.lock", ".corrupt-", "Rexec CLI",
+                   "share/bash-completion/completions", "share/zsh/site-functions",
+                   "share/fish/vendor_completions.d"):
         assert needle in text, needle
 
 
@@ -395,7 +397,7 @@ def test_examples_copy_paste_as_written(page, tree):
     examples = shown.split("\nEXAMPLES\n", 1)[1].split("\nSECURITY\n", 1)[0]
     lines = [line.strip() for line in examples.splitlines()]
     assert PIPELINE in lines
-    assert GIT_CONFIG in lines
+    assert GIT_SETUP in lines
     assert any("REXEC_TOKEN:" in line for line in lines)  # the CI step
 
 

@@ -1,22 +1,20 @@
-"""Credential records in the config object (rexec_credential.store): matching, store, erase."""
+"""What the two files hold and the rules for changing it (rexec_credential.store, records,
+accounts): matching, expiry, git's store and erase, logging in, switching, logging out, and
+the earlier one-file layout."""
 
 from __future__ import annotations
 
-import base64
-import json
-
 import pytest
+from helpers import NOW, jwt
 
-from rexec_credential import store
+from rexec_credential import records
+from rexec_credential.accounts import Account
+from rexec_credential.store import State
 
-NOW = 1_700_000_000
-
-
-def jwt(**claims) -> str:
-    """An unsigned-looking JWT carrying claims (the client never verifies signatures)."""
-    def seg(obj):
-        return base64.urlsafe_b64encode(json.dumps(obj).encode()).rstrip(b"=").decode()
-    return f"{seg({'alg': 'HS256', 'typ': 'JWT'})}.{seg(claims)}.c2ln"
+HOST = "https://rexec.pipeops.io"
+API = "rexec_" + "a" * 64
+LOGIN = {"host": HOST, "token": API, "username": "johndoe", "email": "j@example.com",
+         "tier": "pro"}
 
 
 def cred(**fields) -> dict:
@@ -25,55 +23,66 @@ def cred(**fields) -> dict:
     return base
 
 
-def stored(*creds) -> dict:
-    data: dict = {}
+def stored(*creds) -> State:
+    state = State()
     for c in creds:
-        assert store.store(data, c, NOW)
-    return data
+        assert state.store(c, NOW)
+    return state
 
 
-LOGIN = {"host": "https://rexec.pipeops.io", "token": "rexec_" + "a" * 64,
-         "username": "johndoe", "email": "j@example.com", "tier": "pro"}
+def account(username="johndoe", token=API, host=HOST, **kw) -> Account:
+    return Account(host, username, token, kw.get("email", f"{username}@example.com"),
+                   kw.get("tier", "pro"), created_at=NOW)
 
 
 # -- the active login as a record -------------------------------------------------------------
 
-def test_active_record_from_the_seed_object():
-    assert store.active_record(LOGIN) == {
+def test_active_login_from_the_seed_object():
+    assert State(LOGIN).active().record() == {
         "protocol": "https", "host": "rexec.pipeops.io", "username": "johndoe",
-        "password": LOGIN["token"], "active": True}
+        "password": API}
 
 
 @pytest.mark.parametrize("host, protocol, hostport", [
     ("http://127.0.0.1:8080/", "http", "127.0.0.1:8080"),
     ("https://Rexec.Example.COM:443", "https", "rexec.example.com"),
     ("https://rexec.example.com:8443", "https", "rexec.example.com:8443"),
+    ("rexec.example.com", "https", "rexec.example.com"),
     (None, "https", "rexec.pipeops.io"),
 ])
-def test_active_record_host_from_url(host, protocol, hostport):
-    record = store.active_record({"host": host, "token": "t"})
+def test_active_login_host_from_url(host, protocol, hostport):
+    record = State({"host": host, "token": "t"}).active().record()
     assert (record["protocol"], record["host"]) == (protocol, hostport)
 
 
-def test_active_record_placeholder_username():
-    assert store.active_record({"token": "t"})["username"] == store.PLACEHOLDER_USERNAME
+def test_active_login_placeholder_username():
+    assert State({"token": "t"}).active().record()["username"] == records.PLACEHOLDER_USERNAME
 
 
-def test_active_record_jwt_exp_is_the_expiry():
-    assert store.active_record({"token": jwt(exp=NOW + 60)})["password_expiry_utc"] == NOW + 60
+def test_active_login_jwt_exp_is_the_expiry():
+    assert State({"token": jwt(exp=NOW + 60)}).active().record()[
+        "password_expiry_utc"] == NOW + 60
 
 
-def test_token_record_is_host_wide_with_jwt_expiry():
-    record = store.token_record("https", "h.tld", "u", jwt(exp=NOW + 9))
-    assert record["active"] and record["password_expiry_utc"] == NOW + 9
-    assert store.matches({"host": "h.tld", "path": "any/repo.git"}, record)
-    assert store.token_record("https", "h.tld", "u", "t", expiry="7")["password_expiry_utc"] == 7
+@pytest.mark.parametrize("config", [{}, {"token": ""}, {"token": 5}, {"token": "t", "host": "ftp://x"},
+                                    {"token": "t", "host": 7}], ids=str)
+def test_no_active_login(config):
+    assert State(config).active() is None
 
 
-@pytest.mark.parametrize("data", [{}, {"token": ""}, {"token": 5}, {"token": "t", "host": "ftp://x"},
-                                  {"token": "t", "host": 7}], ids=str)
-def test_no_active_record(data):
-    assert store.active_record(data) is None
+def test_account_facts_come_from_the_token():
+    token = jwt(exp=NOW + 9, sid="abc123")
+    acc = account(token=token)
+    assert (acc.kind, acc.expires, acc.session_id) == ("jwt", NOW + 9, "abc123")
+    assert (account().kind, account().expires, account().session_id) == ("api", None, None)
+    assert acc.to_json()["session_id"] == "abc123"
+    assert Account.from_json(acc.to_json()).to_json() == acc.to_json()
+
+
+@pytest.mark.parametrize("entry", ["x", {"host": HOST}, {"token": "t"}, {"host": 5, "token": "t"},
+                                   {"host": "ftp://x", "token": "t"}], ids=str)
+def test_entries_that_are_not_accounts_are_skipped(entry):
+    assert State({}, {"accounts": [entry, account().to_json()]}).accounts[0].token == API
 
 
 # -- matching ---------------------------------------------------------------------------------
@@ -91,18 +100,19 @@ def test_no_active_record(data):
     ({"password": "other"}, True),  # ignored unless asked for
 ])
 def test_matches(query, expected):
-    assert store.matches(query, cred()) is expected
+    assert records.matches(query, cred()) is expected
 
 
 def test_matches_with_password():
-    assert store.matches({"password": "p"}, cred(), with_password=True)
-    assert not store.matches({"password": "q"}, cred(), with_password=True)
+    assert records.matches({"password": "p"}, cred(), with_password=True)
+    assert not records.matches({"password": "q"}, cred(), with_password=True)
 
 
-def test_active_login_matches_any_path_of_its_host():
-    active = store.active_record(LOGIN)
-    assert store.matches({"host": "rexec.pipeops.io", "path": "org/repo.git"}, active)
-    assert not store.matches({"path": "x"}, cred())
+def test_a_login_matches_any_path_of_its_host():
+    record = State(LOGIN).active().record()
+    assert records.matches({"host": "rexec.pipeops.io", "path": "org/repo.git"}, record,
+                           host_wide=True)
+    assert not records.matches({"path": "x"}, cred())
 
 
 # -- expiry -----------------------------------------------------------------------------------
@@ -114,78 +124,80 @@ def test_active_login_matches_any_path_of_its_host():
 ])
 def test_expired(value, is_expired):
     record = {} if value is None else {"password_expiry_utc": value}
-    assert store.expired(record, NOW) is is_expired
+    assert records.expired(record, NOW) is is_expired
 
 
-# -- find ----------------------------------------------------------------------------------
+# -- find -------------------------------------------------------------------------------------
 
-def test_find_first_match_active_first():
-    data = dict(LOGIN, credentials=[cred(host="rexec.pipeops.io", username="johndoe",
-                                         password="old")])
-    assert store.find(data, {"host": "rexec.pipeops.io"}, NOW)["password"] == LOGIN["token"]
+def test_find_the_active_login_first():
+    state = State(LOGIN, {"credentials": [cred(host="rexec.pipeops.io", username="johndoe",
+                                               password="old")]})
+    assert state.find({"host": "rexec.pipeops.io"}, NOW)["password"] == API
 
 
-def test_find_empty_query_is_the_active_login():
-    data = dict(LOGIN, credentials=[cred()])
-    assert store.find(data, {}, NOW)["password"] == LOGIN["token"]
-    assert store.find({"credentials": [cred()]}, {}, NOW) is None
+def test_find_then_the_other_accounts_of_the_host_by_username():
+    jane = account("janedoe", token="rexec_" + "j" * 64)
+    state = State(LOGIN, {"accounts": [jane.to_json()]})
+    assert state.find({"host": "rexec.pipeops.io"}, NOW)["password"] == API
+    found = state.find({"host": "rexec.pipeops.io", "username": "janedoe", "path": "a.git"}, NOW)
+    assert found["password"] == jane.token
 
 
 def test_find_skips_expired():
-    data = stored(cred(password="old", username="a", password_expiry_utc=str(NOW + 5)),
-                  cred(password="new", username="b"))
-    assert store.find(data, {"host": "example.com"}, NOW)["password"] == "new"
-    assert store.find(data, {"username": "a"}, NOW + 10) is None
+    state = stored(cred(password="old", username="a", password_expiry_utc=str(NOW + 5)),
+                   cred(password="new", username="b"))
+    assert state.find({"host": "example.com", "username": "a"}, NOW)["password"] == "old"
+    assert state.find({"host": "example.com"}, NOW + 10)["password"] == "new"
+    assert state.find({"username": "a"}, NOW + 10) is None
 
 
 def test_find_expired_jwt_in_the_list():
-    data = stored(cred(password=jwt(exp=NOW + 5)))
-    assert store.find(data, {"host": "example.com"}, NOW)["password_expiry_utc"] == NOW + 5
-    assert store.find(data, {"host": "example.com"}, NOW + 5) is None
+    state = stored(cred(password=jwt(exp=NOW + 5)))
+    assert state.find({"host": "example.com"}, NOW)["password_expiry_utc"] == NOW + 5
+    assert state.find({"host": "example.com"}, NOW + 5) is None
 
 
 def test_find_ignores_malformed_entries():
-    data = {"credentials": ["junk", {"host": "example.com"}, {"protocol": 1, "host": "example.com",
-                                                               "password": "x"}, cred()]}
-    assert store.find(data, {"host": "example.com"}, NOW)["password"] == "p"
+    state = State({}, {"credentials": ["junk", {"host": "example.com"},
+                                       {"protocol": 1, "host": "example.com", "password": "x"},
+                                       cred()]})
+    assert state.find({"host": "example.com"}, NOW)["password"] == "p"
 
 
-# -- store ----------------------------------------------------------------------------------
+# -- git's store --------------------------------------------------------------------------------
 
 def test_store_keeps_expiry_and_refresh_token():
-    data = stored(cred(password_expiry_utc="9999999999", oauth_refresh_token="xyzzy"))
-    expected = cred(password_expiry_utc=9999999999, oauth_refresh_token="xyzzy")
-    assert data["credentials"] == [expected]
+    state = stored(cred(password_expiry_utc="9999999999", oauth_refresh_token="xyzzy"))
+    assert state.credentials == [cred(password_expiry_utc=9999999999, oauth_refresh_token="xyzzy")]
 
 
 def test_store_several_users_per_host_newest_first():
-    data = stored(cred(username="a"), cred(username="b"))
-    assert [r["username"] for r in data["credentials"]] == ["b", "a"]
+    state = stored(cred(username="a"), cred(username="b"))
+    assert [r["username"] for r in state.credentials] == ["b", "a"]
 
 
 def test_store_overwrites_the_same_slot():
-    data = stored(cred(password="1"), cred(password="2"))
-    assert data["credentials"] == [cred(password="2")]
+    assert stored(cred(password="1"), cred(password="2")).credentials == [cred(password="2")]
 
 
 def test_store_path_is_part_of_the_slot():
-    data = stored(cred(path="a.git"), cred(path="b.git"), cred())
-    assert len(data["credentials"]) == 3
+    assert len(stored(cred(path="a.git"), cred(path="b.git"), cred()).credentials) == 3
 
 
-def test_store_same_again_writes_nothing():
-    data = stored(cred())
-    assert store.store(data, cred(), NOW) is False
+def test_store_same_again_changes_nothing():
+    state = stored(cred())
+    state.credentials_changed = False
+    assert state.store(cred(), NOW) is False and not state.touched()
 
 
 def test_store_empty_username_and_password():
-    data = stored(cred(username="", password=""))
-    assert store.find(data, {"host": "example.com"}, NOW)["username"] == ""
+    assert stored(cred(username="", password="")).find({"host": "example.com"}, NOW)[
+        "username"] == ""
 
 
 def test_store_empty_host_is_kept():
-    data = stored(cred(protocol="cert", host="", path="etc/cert.pem"))
-    assert store.find(data, {"protocol": "cert", "host": "", "path": "etc/cert.pem"}, NOW)
+    state = stored(cred(protocol="cert", host="", path="etc/cert.pem"))
+    assert state.find({"protocol": "cert", "host": "", "path": "etc/cert.pem"}, NOW)
 
 
 @pytest.mark.parametrize("fields", [
@@ -195,130 +207,211 @@ def test_store_empty_host_is_kept():
 ], ids=str)
 def test_store_refuses(fields):
     c = {k: v for k, v in cred(**fields).items() if v is not None}
-    data: dict = {}
-    assert store.storable(c, NOW) is False
-    assert store.store(data, c, NOW) is False
-    assert data == {}
+    state = State()
+    assert records.storable(c, NOW) is None
+    assert state.store(c, NOW) is False and not state.touched()
 
 
 @pytest.mark.parametrize("value", ["0", "false", "no", ""])
 def test_store_ephemeral_false_is_stored(value):
-    assert store.store({}, cred(ephemeral=value), NOW)
+    assert State().store(cred(ephemeral=value), NOW)
 
 
-def test_store_never_the_env_token():
-    data: dict = {}
-    assert store.store(data, cred(password="envtok"), NOW, env_token="envtok") is False
-    assert data == {}
-    assert store.store(data, cred(password="other"), NOW, env_token="envtok")
+def test_store_never_a_kept_out_token():
+    state = State(keep_out=["envtok"])
+    assert state.store(cred(password="envtok"), NOW) is False and not state.touched()
+    assert state.store(cred(password="other"), NOW)
 
 
 def test_store_unknown_keys_not_kept():
-    data = stored(cred(wwwauth="x", quit="0", capability="y"))
-    assert data["credentials"] == [cred()]
+    assert stored(cred(wwwauth="x", quit="0", capability="y")).credentials == [cred()]
 
 
-def test_store_for_the_active_slot_updates_the_login():
-    data = dict(LOGIN)
+def test_store_for_the_active_login_renews_its_token_and_account():
+    state = State(dict(LOGIN))
     new = cred(host="rexec.pipeops.io", username="johndoe", password="rexec_" + "b" * 64,
                oauth_refresh_token="r", password_expiry_utc="9999999999")
-    assert store.store(data, new, NOW)
-    assert data["token"] == "rexec_" + "b" * 64
-    assert data["oauth_refresh_token"] == "r" and data["password_expiry_utc"] == 9999999999
-    assert "credentials" not in data and data["email"] == LOGIN["email"]
-    assert store.store(data, new, NOW) is False  # already stored: nothing to write
+    assert state.store(new, NOW)
+    assert state.config == dict(LOGIN, token="rexec_" + "b" * 64)
+    [acc] = state.accounts
+    assert (acc.token, acc.refresh_token, acc.stored_expiry) == ("rexec_" + "b" * 64, "r",
+                                                                 9999999999)
+    assert state.credentials == []
+    assert state.find({"host": "rexec.pipeops.io"}, NOW)["oauth_refresh_token"] == "r"
+    state.config_changed = state.credentials_changed = False
+    assert state.store(new, NOW) is False and not state.touched()
 
 
-def test_store_with_a_path_for_the_active_login_makes_no_copy():
-    data = dict(LOGIN)
-    same = cred(host="rexec.pipeops.io", username="johndoe", password=LOGIN["token"],
-                path="org/repo.git")
-    assert store.store(data, same, NOW) is False and data == LOGIN
-    assert store.store(data, dict(same, password="rexec_" + "e" * 64), NOW)
-    assert data["token"] == "rexec_" + "e" * 64 and "credentials" not in data
+def test_store_of_the_same_active_token_without_facts_changes_nothing():
+    state = State(dict(LOGIN))
+    same = cred(host="rexec.pipeops.io", username="johndoe", password=API, path="org/repo.git")
+    assert state.store(same, NOW) is False and not state.touched()
+    assert state.store(dict(same, password="rexec_" + "e" * 64), NOW)
+    assert state.config["token"] == "rexec_" + "e" * 64 and state.credentials == []
 
 
 def test_store_for_the_active_slot_does_not_duplicate_jwt_exp():
     token = jwt(exp=NOW + 100)
-    data = dict(LOGIN)
-    store.store(data, cred(host="rexec.pipeops.io", username="johndoe", password=token,
-                           password_expiry_utc=str(NOW + 100)), NOW)
-    assert data["token"] == token and "password_expiry_utc" not in data
+    state = State(dict(LOGIN))
+    state.store(cred(host="rexec.pipeops.io", username="johndoe", password=token,
+                     password_expiry_utc=str(NOW + 100)), NOW)
+    assert state.config["token"] == token and state.accounts[0].stored_expiry is None
+
+
+def test_store_for_another_account_renews_that_account():
+    jane = account("janedoe", token="rexec_" + "j" * 64)
+    state = State(dict(LOGIN), {"accounts": [jane.to_json()]})
+    assert state.store(cred(host="rexec.pipeops.io", username="janedoe",
+                            password="rexec_" + "k" * 64), NOW)
+    assert [a.token for a in state.accounts] == ["rexec_" + "k" * 64]
+    assert state.config["token"] == API and not state.config_changed
 
 
 def test_store_preserves_unknown_top_level_keys():
-    data = {"future": {"x": 1}}
-    store.store(data, cred(), NOW)
-    assert data["future"] == {"x": 1}
+    state = State({"future": {"x": 1}}, {"extension": 2})
+    state.store(cred(), NOW)
+    assert state.config_object()["future"] == {"x": 1} and state.stored_object()["extension"] == 2
 
 
-# -- erase ----------------------------------------------------------------------------------
+# -- git's erase --------------------------------------------------------------------------------
 
 def test_erase_by_host_removes_every_user():
-    data = stored(cred(username="a"), cred(username="b"), cred(host="other.tld"))
-    assert store.erase(data, {"protocol": "https", "host": "example.com"})
-    assert [r["host"] for r in data["credentials"]] == ["other.tld"]
+    state = stored(cred(username="a"), cred(username="b"), cred(host="other.tld"))
+    assert state.erase({"protocol": "https", "host": "example.com"})
+    assert [r["host"] for r in state.credentials] == ["other.tld"]
 
 
 def test_erase_one_user_keeps_the_other():
-    data = stored(cred(username="a"), cred(username="b"))
-    store.erase(data, {"host": "example.com", "username": "a"})
-    assert [r["username"] for r in data["credentials"]] == ["b"]
+    state = stored(cred(username="a"), cred(username="b"))
+    state.erase({"host": "example.com", "username": "a"})
+    assert [r["username"] for r in state.credentials] == ["b"]
 
 
 def test_erase_with_a_different_password_erases_nothing():
-    data = stored(cred())
-    assert store.erase(data, cred(password="other")) is False
-    assert data["credentials"] == [cred()]
-    assert store.erase(data, cred())
-    assert data["credentials"] == []
+    state = stored(cred())
+    assert state.erase(cred(password="other")) is False
+    assert state.credentials == [cred()]
+    assert state.erase(cred())
+    assert state.credentials == []
 
 
 @pytest.mark.parametrize("pattern", [{}, {"password": "p"}, {"wwwauth[]": ["x"]}], ids=str)
 def test_empty_pattern_erases_nothing(pattern):
-    data = dict(LOGIN, credentials=[cred(password="p")])
-    assert store.erasable(pattern) is False
-    assert store.erase(data, pattern) is False
-    assert data == dict(LOGIN, credentials=[cred(password="p")])
+    state = State(dict(LOGIN), {"credentials": [cred(password="p")]})
+    assert records.erasable(pattern) is False
+    assert state.erase(pattern) is False and not state.touched()
 
 
 def test_erase_the_active_login_removes_its_token_keeps_the_rest():
-    data = dict(LOGIN, future=1, oauth_refresh_token="r", credentials=[cred()])
-    assert store.erase(data, {"protocol": "https", "host": "rexec.pipeops.io",
-                              "username": "johndoe", "password": LOGIN["token"],
-                              "path": "org/repo.git"})
-    assert data == {"host": LOGIN["host"], "future": 1, "credentials": [cred()]}
-    assert store.active_record(data) is None
+    state = State(dict(LOGIN, future=1), {"credentials": [cred()]})
+    state.log_in(account())  # it has an account too
+    assert state.erase({"protocol": "https", "host": "rexec.pipeops.io",
+                        "username": "johndoe", "password": API, "path": "org/repo.git"})
+    assert state.config_object() == {"host": HOST, "future": 1}
+    assert state.active() is None and state.accounts == [] and state.credentials == [cred()]
 
 
-def test_erase_path_pattern_is_exact_for_list_entries():
-    data = stored(cred(path="a.git"), cred(path="b.git"))
-    store.erase(data, {"host": "example.com", "path": "a.git"})
-    assert [r["path"] for r in data["credentials"]] == ["b.git"]
+def test_erase_path_pattern_is_exact_for_credentials():
+    state = stored(cred(path="a.git"), cred(path="b.git"))
+    state.erase({"host": "example.com", "path": "a.git"})
+    assert [r["path"] for r in state.credentials] == ["b.git"]
 
 
-# -- set_active (used by rexec-login) ---------------------------------------------------------
+# -- logging in ---------------------------------------------------------------------------------
 
-def test_set_active_keeps_a_different_previous_login():
-    data = dict(LOGIN)
-    store.set_active(data, "http://127.0.0.1:9000", "rexec_" + "c" * 64,
-                     {"username": "janedoe", "email": "jane@example.com", "tier": "free"})
-    assert data["host"] == "http://127.0.0.1:9000" and data["username"] == "janedoe"
-    assert data["credentials"] == [{"protocol": "https", "host": "rexec.pipeops.io",
-                                    "username": "johndoe", "password": LOGIN["token"]}]
-    assert store.find(data, {"host": "rexec.pipeops.io"}, NOW)["password"] == LOGIN["token"]
+def test_log_in_writes_the_five_fields_and_an_account():
+    state = State({"theme": "dark"})
+    assert state.log_in(account())
+    assert state.config_object() == dict(LOGIN, email="johndoe@example.com", theme="dark")
+    assert [a.username for a in state.accounts] == ["johndoe"]
+    assert state.config_changed and state.credentials_changed
 
 
-def test_set_active_same_user_replaces_and_drops_older_copies():
+def test_log_in_keeps_the_login_it_replaces_as_an_account():
+    state = State(dict(LOGIN))  # written by the Rexec CLI: no account for it yet
+    jane = account("janedoe", token="rexec_" + "c" * 64, host="http://127.0.0.1:9000")
+    state.log_in(jane)
+    assert state.config["username"] == "janedoe"
+    assert [(a.username, a.token) for a in state.accounts] == [("janedoe", jane.token),
+                                                               ("johndoe", API)]
+    assert state.find({"host": "rexec.pipeops.io"}, NOW)["password"] == API
+
+
+def test_log_in_as_the_same_user_replaces_and_drops_older_copies():
     copies = [{"protocol": "https", "host": "rexec.pipeops.io", "username": "johndoe",
                "password": "stale", **extra} for extra in ({}, {"path": "org/repo.git"})]
     other = cred(host="rexec.pipeops.io", username="janedoe")
-    data = dict(LOGIN, credentials=copies + [other])
-    store.set_active(data, LOGIN["host"], "rexec_" + "d" * 64, {"username": "johndoe"})
-    assert data["token"] == "rexec_" + "d" * 64 and "email" not in data
-    assert data["credentials"] == [other]
+    state = State(dict(LOGIN), {"credentials": copies + [other]})
+    state.log_in(account(token="rexec_" + "d" * 64))
+    assert state.config["token"] == "rexec_" + "d" * 64
+    assert [a.token for a in state.accounts] == ["rexec_" + "d" * 64]
+    assert state.credentials == [other]
 
 
-def test_records_active_first():
-    data = dict(LOGIN, credentials=[cred()])
-    assert [r.get("active", False) for r in store.records(data)] == [True, False]
+def test_log_in_never_writes_a_kept_out_token():
+    state = State(dict(LOGIN), keep_out=["rexec_" + "e" * 64])
+    assert state.log_in(account(token="rexec_" + "e" * 64)) is False and not state.touched()
+
+
+def test_the_rexec_token_the_rexec_cli_saved_is_not_kept_as_an_account():
+    state = State(dict(LOGIN), keep_out=[API])
+    state.log_in(account("janedoe", token="rexec_" + "f" * 64))
+    assert [a.username for a in state.accounts] == ["janedoe"]
+
+
+# -- switching and logging out ------------------------------------------------------------------
+
+def test_switch_writes_the_account_and_keeps_the_previous_one():
+    jane = account("janedoe", token="rexec_" + "j" * 64, email="jane@example.com", tier="free")
+    state = State(dict(LOGIN, theme="dark"), {"accounts": [jane.to_json()]})
+    state.switch(jane, NOW)
+    assert state.config_object() == {"host": HOST, "token": jane.token, "username": "janedoe",
+                                     "email": "jane@example.com", "tier": "free",
+                                     "theme": "dark"}
+    assert sorted(a.username for a in state.accounts) == ["janedoe", "johndoe"]
+
+
+def test_logins_and_select():
+    jane = account("janedoe", token="rexec_" + "j" * 64)
+    there = account("johndoe", token="rexec_" + "t" * 64, host="https://staging.example.com")
+    state = State(dict(LOGIN), {"accounts": [jane.to_json(), there.to_json()]})
+    assert [(a.username, a.host, active) for a, active in state.logins()] == [
+        ("johndoe", HOST, True), ("janedoe", HOST, False),
+        ("johndoe", "https://staging.example.com", False)]
+    assert len(state.select(HOST, None)) == 2
+    assert [a.host for a, _ in state.select(None, "johndoe")] == [HOST,
+                                                                  "https://staging.example.com"]
+
+
+def test_log_out_removes_the_token_from_both_files():
+    state = State(dict(LOGIN), {"credentials": [cred(password=API), cred()]})
+    state.log_in(account())
+    active = state.active()
+    state.log_out(active, True)
+    assert state.accounts == [] and state.credentials == [cred()] and state.config_removed
+
+
+def test_log_out_of_another_account_keeps_the_active_login():
+    jane = account("janedoe", token="rexec_" + "j" * 64)
+    state = State(dict(LOGIN), {"accounts": [jane.to_json()]})
+    state.log_out(state.accounts[0], False)
+    assert state.accounts == [] and not state.config_removed and state.active().token == API
+
+
+def test_log_out_everything():
+    state = State(dict(LOGIN), {"credentials": [cred()], "accounts": [account().to_json()]})
+    state.log_out_everything()
+    assert state.config_removed and state.credentials_removed
+
+
+# -- the earlier one-file layout ----------------------------------------------------------------
+
+def test_the_earlier_layout_is_read_and_split():
+    earlier = dict(LOGIN, theme="dark", password_expiry_utc=9999999999, oauth_refresh_token="r",
+                   credentials=[cred(), cred(host="other.tld")])
+    state = State(earlier, {})
+    assert state.config_object() == dict(LOGIN, theme="dark")
+    assert state.credentials == [cred(), cred(host="other.tld")]
+    found = state.find({"host": "rexec.pipeops.io"}, NOW)
+    assert (found["password_expiry_utc"], found["oauth_refresh_token"]) == (9999999999, "r")
+    assert state.config_changed and state.credentials_changed  # split on the next write

@@ -7,6 +7,8 @@ import os
 import pytest
 from conftest import call, run_bin
 
+import rexec_credential
+
 
 @pytest.fixture
 def logged_in(standin, config_path):
@@ -120,10 +122,14 @@ def test_whoami_on_corrupted_config_exits_4_with_remedy(config_path):
     assert config_path.read_text() == "]["
 
 
-def test_logout_removes_the_file_and_is_idempotent(logged_in, config_path):
+def test_logout_removes_the_file_and_is_idempotent(standin, logged_in, config_path):
     first = call("logout", [])
-    assert (first.code, first.out, first.err) == (0, "✓ Logged out\n", "")
+    assert first.code == 0
+    assert first.out == f"✓ Logged out johndoe (johndoe@example.com) on {standin.url}\n"
+    assert first.err == (f"note: the API token of johndoe stays valid until you revoke it at "
+                         f"{standin.url}/settings (API Tokens)\n")
     assert not config_path.exists()
+    assert logged_in not in (config_path.parent / "credentials.json").read_text()
     second = call("logout", [])
     assert (second.code, second.out) == (0, "✓ Logged out\n")
 
@@ -148,7 +154,7 @@ def test_every_executable_has_help_and_version(name):
     helped = run_bin(name, "--help")
     assert helped.code == 0 and "Usage:" in helped.out and helped.err == ""
     version = run_bin(name, "--version")
-    assert version.code == 0 and version.out.strip().endswith("0.1.0")
+    assert version.code == 0 and version.out.strip().endswith(rexec_credential.__version__)
 
 
 @pytest.mark.parametrize("name", ["rexec-login", "rexec-logout", "rexec-whoami"])

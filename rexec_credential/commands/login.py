@@ -1,13 +1,16 @@
-"""Log in to a Rexec server and store the login in ~/.rexec/config.json.
+"""Log in to a Rexec server and keep the login in ~/.rexec.
 
 Without --token, opens the browser on the server's login page and waits for it to
-redirect to a one-time callback address on this machine's loopback interface.
-With --token, validates an API token (rexec_...) or a JWT and stores it; use
-`--token -` to read it from standard input, so it never shows in argv or history.
+redirect to a one-time callback address on this machine's loopback interface; on a
+machine without a browser, paste the address the browser ended on (or the token). With
+the --token option, validates an API token (rexec_...) or a JWT and stores it; use
+`--token -` to read it from standard input, so it never shows in argv or history. With
+the --switch option, another stored login becomes the active one, without a new sign-in.
 
 Usage:
   rexec-login [--host=URL] [--port=PORT] [--timeout=SECONDS] [--no-browser]
   rexec-login --token=TOKEN [--host=URL]
+  rexec-login --switch [--user=NAME] [--host=URL]
   rexec-login (-h | --help)
   rexec-login --version
 
@@ -20,8 +23,13 @@ Options:
   --no-browser       Print the login address instead of opening a browser.
   --token=TOKEN      Log in with this API token or JWT; - reads it from
                      standard input.
+  --switch           Make a stored login the active one (no network).
+  --user=NAME        With --switch: the user to switch to.
   -h, --help         Show this help.
   --version          Show the version.
+
+The login is written to ~/.rexec/config.json (the file the Rexec CLI reads) and kept
+as an account in ~/.rexec/credentials.json; the login it replaces stays an account.
 """
 
 from __future__ import annotations
@@ -33,10 +41,12 @@ import time
 from contextlib import contextmanager
 from urllib.parse import quote
 
-from .. import hosts, store, tokens
+from .. import hosts, tokens
+from ..accounts import Account, listing
 from ..callback import CallbackServer
 from ..errors import AuthError, Interrupted, RexecError, StorageError, UsageError
-from ..precedence import resolve
+from ..precedence import effective_host
+from ..store import State
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -46,7 +56,9 @@ if TYPE_CHECKING:
 
 
 def run(args: dict, ctx: Context) -> int:
-    """Log in with --token, or through the browser."""
+    """Log in with --token, through the browser, or switch to a stored login."""
+    if args["--switch"]:
+        return switch(args, ctx)
     host = _effective_host(args["--host"], ctx)
     if args["--token"] is not None:
         token = _token_argument(args["--token"], ctx)
@@ -58,10 +70,10 @@ def run(args: dict, ctx: Context) -> int:
 
 def _effective_host(option: str | None, ctx: Context) -> str:
     try:
-        data = ctx.config.load()
+        state = ctx.storage.load()
     except StorageError:
-        data = {}  # a corrupted file is moved aside when the login is written
-    return resolve(data, ctx.env, option).host
+        state = State()  # a corrupted file is moved aside when the login is written
+    return effective_host(state, ctx.env, option)[0]
 
 
 def _token_argument(value: str, ctx: Context) -> str:
@@ -83,17 +95,54 @@ def establish(ctx: Context, host: str, token: str) -> dict:
         profile = client.validate_api_token(token)
     else:
         profile = client.profile(token)
-    if token == ctx.env.get("REXEC_TOKEN"):
+    account = Account(host, profile["username"], token, profile.get("email") or "",
+                      profile.get("tier") or "", created_at=int(ctx.clock()))
+    if not ctx.storage.update(lambda state: state.log_in(account)):
         ctx.warn("note: this token is the value of REXEC_TOKEN, which is never written to disk; "
                  "not stored")
-        return profile
-
-    def change(data: dict) -> bool:
-        store.set_active(data, host, token, profile)
-        return True
-
-    ctx.config.update(change)
     return profile
+
+
+def switch(args: dict, ctx: Context) -> int:
+    """Make a stored login the active one: config.json gets its five fields. No network."""
+    state = ctx.storage.load()
+    target, active = _switch_target(state, args, ctx)
+    now = ctx.clock()
+    if active:
+        ctx.success(f"Already using {target.describe()}")
+        return 0
+    if target.expired(now):
+        raise AuthError(f"the login of {target.describe()} has expired; "
+                        "run 'rexec-login' to log in again")
+    ctx.storage.update(lambda s: s.switch(target, now))
+    ctx.success(f"Switched to {target.describe()}")
+    if ctx.env.get("REXEC_TOKEN"):
+        ctx.warn("note: REXEC_TOKEN is set in this environment and is used before any "
+                 "stored login")
+    return 0
+
+
+def _switch_target(state: State, args: dict, ctx: Context) -> tuple:
+    """The (account, is_active) to switch to, or UsageError listing the choices."""
+    host = hosts.normalise(args["--host"]) if args["--host"] else None
+    user = args["--user"]
+    if user is None:
+        # No user named: the logins on that host; with two, the other one.
+        where = host or effective_host(state, ctx.env)[0]
+        found = state.select(where, None)
+        others = [pair for pair in found if not pair[1]]
+        if len(found) == 2 and len(others) == 1:
+            return others[0]
+    else:
+        found = state.select(host, user)
+    if len(found) == 1:
+        return found[0]
+    every = state.logins()
+    if not every:
+        raise UsageError("no stored logins to switch to; run 'rexec-login' first")
+    what = "more than one login matches" if found else "no stored login matches"
+    raise UsageError(f"{what}; choose one with --user (and --host):\n"
+                     + "\n".join(listing(every)))
 
 
 def _who(profile: dict) -> str:

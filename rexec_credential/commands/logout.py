@@ -1,29 +1,129 @@
-"""Remove the stored Rexec login.
+"""Log a Rexec login out: end its session on the server and remove it from this machine.
 
-Deletes the configuration file (~/.rexec/config.json, or $REXEC_CONFIG_DIR/config.json)
-completely, whether or not anyone was logged in and even when it is corrupted.
+Without options, the active login: ~/.rexec/config.json is removed completely and the
+login's token leaves ~/.rexec/credentials.json too; other logins and the credentials git
+stored for other hosts stay. A login made in the browser (a JWT) has its session ended on
+the server first, so the token stops working everywhere, also any copy left elsewhere
+(the browser's history keeps the callback address with the token). An API token is never
+revoked: it may be in use elsewhere; revoke it in the web app's settings.
 
 Usage:
-  rexec-logout
+  rexec-logout [--host=URL] [--user=NAME] [--local]
+  rexec-logout --all [--local]
   rexec-logout (-h | --help)
   rexec-logout --version
 
 Options:
-  -h, --help  Show this help.
-  --version   Show the version.
+  --host=URL   Log out the stored login for this Rexec server.
+  --user=NAME  Log out the stored login of this user.
+  --all        Log out every login and remove every stored credential (both files).
+  --local      Do not contact the server: the session stays live until it expires.
+  -h, --help   Show this help.
+  --version    Show the version.
+
+If the server cannot be reached, the login is removed here all the same and a warning
+says where to end the session by hand. Exit status 0, also when nobody was logged in or
+a file was corrupted (it is removed); 2 when --host/--user match several logins.
 """
 
 from __future__ import annotations
 
+from .. import hosts
+from ..accounts import Account, listing
+from ..errors import RexecError, UsageError
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from ..context import Context
+    from ..store import State
+
+SESSION_BUDGET = 10.0  # seconds for the server calls of one logout
 
 
 def run(args: dict, ctx: Context) -> int:
-    """Delete the config file and say so."""
-    ctx.config.remove()
-    ctx.success("Logged out")
+    """Choose the logins, end their sessions, remove them, say what happened."""
+    state, corrupted = ctx.storage.load_lenient()
+    chosen = _choose(state, args)
+    if not args["--local"]:
+        _end_sessions(ctx, [account for account, _ in chosen])
+    if args["--all"]:
+        ctx.storage.update(lambda s: s.log_out_everything(), remove_corrupted=True)
+    elif chosen or corrupted:
+        ctx.storage.update(lambda s: _forget(s, chosen), remove_corrupted=True)
+    _report(ctx, args, chosen, state)
     if ctx.env.get("REXEC_TOKEN"):
         ctx.warn("note: REXEC_TOKEN is still set in this environment; unset it to log out fully")
     return 0
+
+
+def _choose(state: State, args: dict) -> list:
+    """The (account, is_active) pairs to log out."""
+    if args["--all"]:
+        return state.logins()
+    if not (args["--host"] or args["--user"]):
+        active = state.active()
+        return [(active, True)] if active else []
+    host = hosts.normalise(args["--host"]) if args["--host"] else None
+    found = state.select(host, args["--user"])
+    if len(found) > 1:
+        raise UsageError("more than one login matches; choose one with --host and --user:\n"
+                         + "\n".join(listing(found)))
+    return found
+
+
+def _forget(state: State, chosen: list) -> None:
+    for account, active in chosen:
+        state.log_out(account, active)
+
+
+def _end_sessions(ctx: Context, chosen: list) -> None:
+    """End the session of each JWT login on its server, all at once, within SESSION_BUDGET;
+    warn for each one that could not be ended."""
+    import threading
+
+    jwt_logins = [a for a in chosen if a.session_id]
+    outcome: dict = {}  # token → None when ended, else why not
+
+    def end(account: Account) -> None:
+        try:
+            ctx.api(account.host).revoke_session(account.token, account.session_id or "",
+                                                  SESSION_BUDGET)
+            outcome[account.token] = None
+        except RexecError as exc:
+            outcome[account.token] = exc.message
+
+    threads = [threading.Thread(target=end, args=(a,), daemon=True) for a in jwt_logins]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(SESSION_BUDGET + 1)
+    for account in jwt_logins:
+        reason = outcome.get(account.token, "no answer in time")
+        if reason is not None:
+            ctx.warn(f"warning: could not end the session of {account.describe()} on the "
+                     f"server ({reason}); it may still be live: end it at "
+                     f"{account.host}/settings")
+
+
+def _report(ctx: Context, args: dict, chosen: list, before: State) -> None:
+    if args["--all"]:
+        count = len(chosen)
+        ctx.success(f"Logged out of {count} login{'s' if count != 1 else ''}; "
+                    "every stored credential removed")
+    elif not chosen:
+        if args["--host"] or args["--user"]:
+            ctx.warn("note: no stored login matches; nothing was logged out")
+        ctx.success("Logged out")
+    else:
+        account = chosen[0][0]
+        remaining = len(before.logins()) - len(chosen)
+        left = {0: "", 1: " (1 other login remains)"}.get(
+            remaining, f" ({remaining} other logins remain)")
+        ctx.success(f"Logged out {account.describe()}{left}")
+    for account, _ in chosen:
+        if account.kind == "api":
+            ctx.warn(f"note: the API token of {account.username or account.host} stays valid "
+                     f"until you revoke it at {account.host}/settings (API Tokens)")
+        elif account.session_id and args["--local"]:
+            ctx.warn(f"note: --local: the session of {account.describe()} stays live on the "
+                     "server until the token expires")

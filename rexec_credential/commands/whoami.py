@@ -1,10 +1,12 @@
 """Show who the current Rexec login belongs to, live from the server.
 
-The token comes from REXEC_TOKEN or the config file (only when stored for the host
-in use); its kind and expiry are shown, never the token itself.
+The token comes from REXEC_TOKEN or the stored logins (only one stored for the host in
+use); its kind and expiry are shown, never the token itself. With --all, every login
+known on this machine is checked with its server, all at once.
 
 Usage:
-  rexec-whoami [--host=URL] [--porcelain]
+  rexec-whoami [--host=URL] [--porcelain | --json]
+  rexec-whoami --all [--offline] [--porcelain | --json]
   rexec-whoami (-h | --help)
   rexec-whoami --version
 
@@ -12,69 +14,200 @@ Options:
   --host=URL   Rexec server (default: REXEC_HOST, then the config file, then
                https://rexec.pipeops.io).
   --porcelain  Print key=value lines for scripts: username, email, tier, role,
-               host, token_source, token_kind, token_expires.
+               host, token_source, token_kind, token_expires (with --all also
+               active, state and error; a blank line between logins).
+  --json       Print the same keys as one JSON object (with --all, a list).
+  --all        Every login known here: the stored accounts, the active login
+               of the config file, and REXEC_TOKEN when set, each marked
+               valid, rejected, expired or unreachable.
+  --offline    With --all: list the logins without asking any server
+               (state unchecked, or expired when the token says so).
   -h, --help   Show this help.
   --version    Show the version.
+
+Exit status: 0 when the login (with --all: every login) is valid; 1 when not logged in
+or a token was rejected or has expired; 3 when the server could not be reached (for the
+whole list: when a login could not be checked and none was rejected).
 """
 
 from __future__ import annotations
 
+import json
 import time
 
-from .. import tokens
-from ..errors import AuthError, TokenRejected
-from ..precedence import resolve
+from .. import precedence, tokens
+from ..accounts import Account
+from ..errors import AuthError, RexecError, ServiceError, TokenRejected
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from ..context import Context
 
 RULE = "─" * 29
-SOURCES = {"env": "REXEC_TOKEN", "config": "the config file"}
 KINDS = {"api": "API token", "jwt": "JWT"}
+NOT_LOGGED_IN = "Not logged in{where}. Run 'rexec-login' first."
+VALID, REJECTED, EXPIRED, UNREACHABLE = "valid", "rejected", "expired", "unreachable"
+UNCHECKED = "unchecked"
+
+
+class _Login:
+    """One login to show: where its token came from, and what the server said of it."""
+
+    __slots__ = ("account", "source", "active", "profile", "state", "error")
+
+    def __init__(self, account: Account, source: str, active: bool) -> None:
+        self.account = account
+        self.source = source  # "env" (REXEC_TOKEN), "config" (config.json), "credentials"
+        self.active = active  # the active login of config.json
+        self.profile: dict | None = None
+        self.state = VALID
+        self.error: str | None = None
+
+    def check(self, ctx: Context, now: float, contain: bool = True,
+              offline: bool = False) -> None:
+        """Ask the server (not for a token already known to have expired); a refusal is
+        recorded, and so is any other failure when `contain` (else it is raised)."""
+        try:
+            if self.account.expired(now):
+                raise TokenRejected(f"Invalid token: expired {_when(self.account.expires)}",
+                                    "token is expired")
+            if offline:
+                self.state = UNCHECKED
+                return
+            self.profile = ctx.api(self.account.host).profile(self.account.token)
+        except TokenRejected as exc:
+            self.state = EXPIRED if exc.reason == "token is expired" else REJECTED
+            self.error = with_remedy(exc, self.source)
+        except RexecError as exc:
+            if not contain:
+                raise
+            self.state, self.error = UNREACHABLE, exc.message
+
+    def facts(self) -> dict:
+        """The --porcelain/--json keys."""
+        profile = self.profile or {}
+        role = "" if not profile else ("admin" if profile.get("is_admin") else "user")
+        return {
+            "username": profile.get("username") or self.account.username,
+            "email": profile.get("email") or self.account.email,
+            "tier": profile.get("tier") or self.account.tier,
+            "role": role,
+            "host": self.account.host,
+            "token_source": "env" if self.source == "env" else "config",
+            "token_kind": self.account.kind or "",
+            "token_expires": self.account.expires,
+        }
 
 
 def run(args: dict, ctx: Context) -> int:
-    """Fetch /api/profile with the effective token and print it."""
-    login = resolve(ctx.config.load(), ctx.env, args["--host"], ctx.clock())
+    """Fetch /api/profile for one login, or for every login with --all."""
+    if args["--all"]:
+        return _all(args, ctx)
+    state = ctx.storage.load()
+    login = precedence.resolve(state, ctx.env, args["--host"], ctx.clock())
     if not login.token:
         where = f" to {login.host}" if login.host_source in ("option", "env") else ""
-        raise AuthError(f"Not logged in{where}. Run 'rexec-login' first.")
-    kind = tokens.classify(login.token)
-    expires = tokens.expiry(login.token)
-    try:
-        if expires is not None and expires <= ctx.clock():
-            raise TokenRejected("Invalid token: expired " + _when(expires), "token is expired")
-        profile = ctx.api(login.host).profile(login.token)
-    except TokenRejected as exc:
-        raise AuthError(f"Error: {with_remedy(exc, login.token_source)}") from None
-    facts = {
-        "username": profile["username"],
-        "email": profile["email"] or "",
-        "tier": profile["tier"] or "",
-        "role": "admin" if profile["is_admin"] else "user",
-        "host": login.host,
-        "token_source": login.token_source,
-        "token_kind": kind,
-        "token_expires": "" if expires is None else str(expires),
-    }
-    if args["--porcelain"]:
-        for key, value in facts.items():
-            ctx.out(f"{key}={value}")
-        return 0
-    ctx.out(ctx.colour("User Profile", "1"))
-    ctx.out(RULE)
-    ctx.out(f"  Username: {facts['username']}")
-    ctx.out(f"  Email:    {facts['email']}")
-    ctx.out(f"  Tier:     {facts['tier']}")
-    if profile["is_admin"]:
-        ctx.out("  Role:     Admin")
-    ctx.out(f"  Host:     {login.host}")
-    ctx.out(f"  Token:    {KINDS[kind]} from {SOURCES[login.token_source]}, {_expiry(expires)}")
+        raise AuthError(NOT_LOGGED_IN.format(where=where))
+    tokens.classify(login.token)  # a malformed token is refused before any request
+    account = login.account or Account(login.host, "", login.token)
+    source = login.token_source or "config"
+    if source == "config" and login.account is not None:
+        active = state.active()
+        source = "config" if active and active.token == account.token else "credentials"
+    shown = _Login(account, source, source == "config")
+    shown.check(ctx, ctx.clock(), contain=False)
+    if shown.error is not None:
+        raise AuthError(f"Error: {shown.error}")
+    _print(ctx, args, [shown], single=True)
     return 0
 
 
-def with_remedy(exc: TokenRejected, source: str | None) -> str:
+def _all(args: dict, ctx: Context) -> int:
+    import threading
+
+    state = ctx.storage.load()
+    logins = [_Login(account, "config" if active else "credentials", active)
+              for account, active in state.logins()]
+    env_token = ctx.env.get(precedence.ENV_TOKEN)
+    if env_token:
+        host = precedence.effective_host(state, ctx.env)[0]
+        logins.insert(0, _Login(Account(host, "", env_token), "env", False))
+    if not logins:
+        raise AuthError(NOT_LOGGED_IN.format(where=""))
+    now = ctx.clock()
+    offline = bool(args.get("--offline"))
+    threads = [threading.Thread(target=login.check, args=(ctx, now, True, offline), daemon=True)
+               for login in logins]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    _print(ctx, args, logins, single=False)
+    if offline:
+        return 0  # a listing, not a check
+    states = {login.state for login in logins}
+    if states & {REJECTED, EXPIRED}:
+        return AuthError.exit_code
+    if UNREACHABLE in states:
+        return ServiceError.exit_code
+    return 0
+
+
+def _print(ctx: Context, args: dict, logins: list, single: bool) -> None:
+    if args["--json"]:
+        objects = [_json_object(login, single) for login in logins]
+        ctx.out(json.dumps(objects[0] if single else objects, ensure_ascii=False))
+        return
+    for number, login in enumerate(logins):
+        if number:
+            ctx.out()
+        if args["--porcelain"]:
+            for key, value in _json_object(login, single).items():
+                ctx.out(f"{key}={_porcelain(value)}")
+        else:
+            _block(ctx, login, single)
+
+
+def _json_object(login: _Login, single: bool) -> dict:
+    obj = login.facts()
+    if not single:
+        obj.update(active=login.active, state=login.state, error=login.error)
+    return obj
+
+
+def _porcelain(value: object) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _block(ctx: Context, login: _Login, single: bool) -> None:
+    """The seed's block, with the token's source, kind and expiry (and, with --all, state)."""
+    facts = login.facts()
+    marks = [m for m, on in (("active", login.active), ("REXEC_TOKEN", login.source == "env"))
+             if on and not single]
+    ctx.out(ctx.colour("User Profile", "1") + (f"  ({', '.join(marks)})" if marks else ""))
+    ctx.out(RULE)
+    ctx.out(f"  Username: {facts['username'] or '(unknown)'}")
+    ctx.out(f"  Email:    {facts['email']}")
+    ctx.out(f"  Tier:     {facts['tier']}")
+    if facts["role"] == "admin":
+        ctx.out("  Role:     Admin")
+    ctx.out(f"  Host:     {login.account.host}")
+    kind = KINDS.get(facts["token_kind"], "token")
+    ctx.out(f"  Token:    {kind} from {_source(login)}, {_expiry(facts['token_expires'])}")
+    if not single:
+        ctx.out(f"  Status:   {login.error or login.state}")
+
+
+def _source(login: _Login) -> str:
+    return {"env": "REXEC_TOKEN", "config": "the config file",
+            "credentials": "the stored accounts"}[login.source]
+
+
+def with_remedy(exc: TokenRejected, source: str) -> str:
     """The service's refusal, and what to do about it."""
     if exc.reason == TokenRejected.SESSION_LOCKED:
         return f"{exc.message}. Unlock it in the Rexec web app, then try again."
@@ -84,8 +217,8 @@ def with_remedy(exc: TokenRejected, source: str | None) -> str:
     return f"{exc.message}. Run 'rexec-login' to log in again."
 
 
-def _when(seconds: int) -> str:
-    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(seconds))
+def _when(seconds: int | None) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(seconds or 0))
 
 
 def _expiry(expires: int | None) -> str:

@@ -1,7 +1,9 @@
 """The README's demo: the whole flow against the stand-in service, unattended.
 
-Runs the installed executables in a throw-away HOME and shows each command with
-its output. `python -m rexec_credential.testing.demo`
+Runs the installed executables in a throw-away HOME and shows each command with its
+output: a CI-style token login, git asking for the token, a browser login as a second
+account, every account at once, a switch, and a logout that ends the session on the
+server (proved by the old token being refused). `python -m rexec_credential.testing.demo`
 """
 
 from __future__ import annotations
@@ -18,11 +20,16 @@ from .service import StandIn
 BIN = os.path.dirname(sys.executable)
 
 
+def run(argv: list, env: dict, stdin: str = "") -> subprocess.CompletedProcess:
+    """Run an installed executable."""
+    return subprocess.run([os.path.join(BIN, argv[0]), *argv[1:]], input=stdin.encode(),
+                          env=env, capture_output=True, timeout=120)
+
+
 def show(argv: list, env: dict, stdin: str = "", shown: str | None = None) -> int:
     """Print a command as a person would type it, run it, print what it printed."""
     print(f"$ {shown or shlex.join(argv)}", flush=True)
-    proc = subprocess.run([os.path.join(BIN, argv[0]), *argv[1:]], input=stdin.encode(),
-                          env=env, capture_output=True, timeout=120)
+    proc = run(argv, env, stdin)
     text = proc.stdout.decode() + proc.stderr.decode()
     for line in text.splitlines():
         print(f"  {line}", flush=True)
@@ -35,34 +42,57 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as home, StandIn() as service:
         env = {k: v for k, v in os.environ.items() if not k.startswith("REXEC_")}
         env.update(HOME=home, NO_PROXY="127.0.0.1,localhost", PATH=BIN + os.pathsep + env["PATH"])
-        browser = browser_command()
+        hostport = service.url.split("//")[1]
         print(f"Stand-in Rexec service at {service.url}; HOME={home}\n")
+        steps = []
+
+        def step(expected: int, *args: object, **kwargs: object) -> None:
+            steps.append((expected, show(*args, **kwargs)))  # type: ignore[arg-type]
+
         print("# 1. CI-style login with an API token read from standard input")
-        api_token = service.mint_api_token("johndoe")
         piped = f'printf %s "$API_TOKEN" | rexec-login --token - --host {service.url}'
-        codes = [
-            show(["rexec-login", "--token", "-", "--host", service.url], env, api_token,
-                 shown=piped),
-            show(["rexec-whoami"], env),
-            show(["rexec-whoami", "--porcelain"], env),
-        ]
+        step(0, ["rexec-login", "--token", "-", "--host", service.url], env,
+             service.mint_api_token("johndoe"), shown=piped)
+        step(0, ["rexec-whoami"], env)
+        step(0, ["rexec-whoami", "--porcelain"], env)
+
         print("# 2. git asks for a token: rexec-credential get (the password= line is the token)")
-        codes.append(show(["rexec-credential", "get"], env,
-                          f"protocol=http\nhost={service.url.split('//')[1]}\n"))
-        print("# 3. log out; the next whoami says so")
-        codes.append(show(["rexec-logout"], env))
-        print("# 4. browser login: a scripted browser signs in at /cli-login and authorizes")
-        codes.append(show(["rexec-login", "--host", service.url, "--port", "0"],
-                          {**env, "BROWSER": browser},
-                          shown=f"BROWSER=<scripted> rexec-login --host {service.url} --port 0"))
-        codes.append(show(["rexec-whoami"], env))
-        codes.append(show(["rexec-logout"], env))
-        expected = [0, 0, 0, 0, 0, 0, 0, 0]
-        not_logged_in = show(["rexec-whoami"], env)
-        ok = codes == expected and not_logged_in == 1
-        print("demo finished: every step did what it should" if ok else
-              f"demo FAILED: exit codes {codes + [not_logged_in]}")
-        return 0 if ok else 1
+        step(0, ["rexec-credential", "get"], env, f"protocol=http\nhost={hostport}\n")
+
+        print("# 3. a second account: browser login as janedoe (a scripted browser signs in)")
+        browser = browser_command("janedoe", "correct-horse")
+        step(0, ["rexec-login", "--host", service.url, "--port", "0"], {**env, "BROWSER": browser},
+             shown=f"BROWSER=<scripted> rexec-login --host {service.url} --port 0")
+        jane_jwt = _password(run(["rexec-credential", "get"], env,
+                                 f"protocol=http\nhost={hostport}\nusername=janedoe\n"))
+
+        print("# 4. every account at once, each checked with the service")
+        step(0, ["rexec-whoami", "--all"], env)
+
+        print("# 5. switch back to johndoe without signing in again (no network)")
+        step(0, ["rexec-login", "--switch"], env)
+        step(0, ["rexec-whoami", "--porcelain"], env)
+
+        print("# 6. log janedoe out: her session ends on the server")
+        step(0, ["rexec-logout", "--user", "janedoe"], env)
+        print("# ...so the JWT a browser history may still hold is refused everywhere:")
+        step(1, ["rexec-whoami"], {**env, "REXEC_TOKEN": jane_jwt, "REXEC_HOST": service.url},
+             shown="REXEC_TOKEN=<janedoe's old JWT> rexec-whoami")
+
+        print("# 7. log johndoe out (an API token: it stays valid until revoked in the web app)")
+        step(0, ["rexec-logout"], env)
+        step(1, ["rexec-whoami"], env)
+        failed = [n for n, (expected, got) in enumerate(steps, 1) if expected != got]
+        print("demo finished: every step did what it should" if not failed else
+              f"demo FAILED at step(s) {failed}")
+        return 1 if failed else 0
+
+
+def _password(proc: subprocess.CompletedProcess) -> str:
+    for line in proc.stdout.decode().splitlines():
+        if line.startswith("password="):
+            return line.split("=", 1)[1]
+    return ""
 
 
 if __name__ == "__main__":

@@ -1,0 +1,147 @@
+"""A Rexec login (an account): the host, the user, the token, and what is known of it. Pure.
+
+Accounts are kept in credentials.json; the active login is the flat object of config.json
+(the five fields the Rexec CLI reads and writes), seen as an Account too. The token's
+kind, expiry and session id are read from the token itself (a JWT's `exp` and `sid`
+claims), so they can never disagree with it.
+"""
+
+from __future__ import annotations
+
+from . import hosts, records, tokens
+from .errors import RexecError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Mapping
+
+# config.json as the Rexec CLI writes it: these fields, in this order.
+CONFIG_FIELDS = ("host", "token", "username", "email", "tier")
+
+
+class Account:
+    """One Rexec login."""
+
+    __slots__ = ("host", "username", "email", "tier", "token", "created_at", "stored_expiry",
+                 "refresh_token")
+
+    def __init__(self, host: str, username: str, token: str, email: str = "", tier: str = "",
+                 created_at: int | None = None, stored_expiry: int | None = None,
+                 refresh_token: str = "") -> None:
+        self.host = host  # a normalised URL
+        self.username = username  # "" when the login does not say (a Rexec CLI file may not)
+        self.token = token
+        self.email = email
+        self.tier = tier
+        self.created_at = created_at  # Unix seconds, when this machine made the login
+        self.stored_expiry = stored_expiry  # password_expiry_utc that git stored with the token
+        self.refresh_token = refresh_token  # oauth_refresh_token that git stored with it
+
+    @property
+    def kind(self) -> str | None:
+        """"api" or "jwt" (None for a token of neither form)."""
+        return tokens.kind(self.token)
+
+    @property
+    def expires(self) -> int | None:
+        """Unix seconds at which the token stops working, when known."""
+        return self.stored_expiry or tokens.expiry(self.token)
+
+    @property
+    def session_id(self) -> str | None:
+        """The server-side session of a JWT login (its `sid` claim)."""
+        sid = tokens.jwt_claims(self.token).get("sid") if self.kind == tokens.JWT else None
+        return sid if isinstance(sid, str) and sid else None
+
+    def expired(self, now: float) -> bool:
+        """True when the token's expiry has passed."""
+        expires = self.expires
+        return expires is not None and expires <= now
+
+    def same_login(self, other: Account) -> bool:
+        """The same user on the same host (the token may differ)."""
+        return (self.host, self.username) == (other.host, other.username)
+
+    def record(self) -> dict:
+        """The login as a git credential record (matching every path of its host)."""
+        protocol, hostport = hosts.git_parts(self.host)
+        record = {"protocol": protocol, "host": hostport,
+                  "username": self.username or records.PLACEHOLDER_USERNAME,
+                  "password": self.token}
+        if self.expires is not None:
+            record["password_expiry_utc"] = self.expires
+        if self.refresh_token:
+            record["oauth_refresh_token"] = self.refresh_token
+        return record
+
+    def describe(self) -> str:
+        """`user (email) on host`, for messages."""
+        who = self.username or "an unnamed login"
+        return f"{who} ({self.email}) on {self.host}" if self.email else f"{who} on {self.host}"
+
+    def config_fields(self) -> dict:
+        """The five fields config.json holds for this login."""
+        return {"host": self.host, "token": self.token, "username": self.username,
+                "email": self.email, "tier": self.tier}
+
+    def to_json(self) -> dict:
+        """The object credentials.json holds for this login."""
+        obj: dict = {"host": self.host, "username": self.username, "email": self.email,
+                     "tier": self.tier, "token": self.token}
+        if self.session_id:
+            obj["session_id"] = self.session_id  # for people reading the file; the token rules
+        if self.created_at is not None:
+            obj["created_at"] = self.created_at
+        if self.stored_expiry is not None:
+            obj["password_expiry_utc"] = self.stored_expiry
+        if self.refresh_token:
+            obj["oauth_refresh_token"] = self.refresh_token
+        return obj
+
+    @classmethod
+    def from_json(cls, obj: object) -> Account | None:
+        """An account from credentials.json, or None for an entry that is not one."""
+        if not isinstance(obj, dict):
+            return None
+        host, token = _host(obj.get("host")), obj.get("token")
+        if host is None or not isinstance(token, str) or not token:
+            return None
+        created = obj.get("created_at")
+        return cls(host, _text(obj.get("username")), token, _text(obj.get("email")),
+                   _text(obj.get("tier")),
+                   created if isinstance(created, int) and not isinstance(created, bool) else None,
+                   records.expiry_value(obj.get("password_expiry_utc")),
+                   _text(obj.get("oauth_refresh_token")))
+
+    @classmethod
+    def from_config(cls, config: Mapping) -> Account | None:
+        """The active login of a config.json object, or None when it holds none."""
+        token = config.get("token")
+        if not isinstance(token, str) or not token:
+            return None
+        host = hosts.DEFAULT_HOST if config.get("host") is None else _host(config.get("host"))
+        if host is None:
+            return None
+        return cls(host, _text(config.get("username")), token, _text(config.get("email")),
+                   _text(config.get("tier")))
+
+
+def listing(logins: list) -> list:
+    """One line per (account, is_active) pair, for a person choosing one."""
+    return [f"  {account.describe()}" + ("  (active)" if active else "")
+            for account, active in logins]
+
+
+def _host(value: object) -> str | None:
+    """A normalised host URL, or None for a value that is not one (hand-edited, another
+    tool's): such a login counts as none rather than stopping every command."""
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        return hosts.normalise(value)
+    except RexecError:
+        return None
+
+
+def _text(value: object) -> str:
+    return value if isinstance(value, str) else ""

@@ -1,0 +1,223 @@
+"""The ~/.rexec directory: config.json and credentials.json under one lock. Filesystem only.
+
+`load()` reads both files (never waiting, never writing). `update(change)` takes the
+advisory lock — flock on `config.json.lock`, which the kernel releases if the process
+dies, so a lock is never stale — reads both files, lets `change` edit the State, and
+writes the files it changed: credentials.json first (so a login is recorded as an account
+before config.json names it), then config.json. All of this project's writers serialise on
+that lock; the Rexec CLI does not take it and rewrites config.json in place, so config.json
+is replaced only if it still holds what was read (else everything is read and changed
+again), which leaves that program's write in place rather than lose it.
+
+A corrupted file is left where it is unless the change must write it: then it is moved
+aside to a 0600 backup first and the backup named (or, for rexec-logout, removed).
+Directory mode 0700 and file modes 0600 whatever the umask; a directory owned by another
+user is refused for writing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+
+from .errors import StorageError
+from .jsonfile import Changed, Corrupted, JsonFile, os_message
+from .store import State
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Callable, Collection, Mapping, TypeVar
+
+    T = TypeVar("T")
+
+CONFIG_NAME = "config.json"
+CREDENTIALS_NAME = "credentials.json"
+LOCK_NAME = CONFIG_NAME + ".lock"  # the name earlier versions lock, so they serialise with us
+SETTLE = 0.1  # seconds an empty or cut-short config.json is read again (the Rexec CLI writing)
+ATTEMPTS = 20  # read-change-write rounds when config.json keeps changing under us
+
+
+def directory_for(env: Mapping[str, str]) -> str:
+    """REXEC_CONFIG_DIR, else $HOME/.rexec."""
+    override = env.get("REXEC_CONFIG_DIR")
+    if override:
+        return override
+    home = env.get("HOME") or os.path.expanduser("~")
+    return os.path.join(home, ".rexec")
+
+
+class Storage:
+    """Both files of one directory; `warn` receives one-line warnings meant for stderr.
+
+    Tokens in `keep_out` (REXEC_TOKEN's value) are never written (see store.State).
+    """
+
+    def __init__(self, directory: str, warn: Callable[[str], None],
+                 keep_out: Collection[str] = ()) -> None:
+        self.directory = directory
+        self.config = JsonFile(os.path.join(directory, CONFIG_NAME), self._inspect, SETTLE)
+        self.credentials = JsonFile(os.path.join(directory, CREDENTIALS_NAME), self._inspect)
+        self.lock_path = os.path.join(directory, LOCK_NAME)
+        self._warn = warn
+        self._warned = False  # the ownership or loose-mode warning: once per command
+        self._keep_out = tuple(keep_out)
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def load(self) -> State:
+        """What both files hold; StorageError when one is corrupted or unreadable."""
+        return State(self.config.read()[0], self.credentials.read()[0], self._keep_out)
+
+    def load_lenient(self) -> tuple[State, list]:
+        """What both files hold, a corrupted one counting as empty; and the corrupted paths."""
+        parts, bad = [], []
+        for file in (self.config, self.credentials):
+            data, _, corrupted = self._read_for_update(file)
+            parts.append(data)
+            if corrupted:
+                bad.append(file.path)
+        return State(parts[0], parts[1], self._keep_out), bad
+
+    def exists(self) -> bool:
+        """True when either file (even a broken one) is there."""
+        return any(os.path.lexists(f.path) for f in (self.config, self.credentials))
+
+    def _inspect(self, path: str, info: os.stat_result) -> None:
+        if self._warned:
+            return
+        if info.st_uid != os.geteuid():
+            self._warned = True
+            self._warn(f"warning: {path} belongs to another user (uid {info.st_uid}); "
+                       "the credentials in it may not be yours")
+        elif info.st_mode & 0o077:
+            self._warned = True
+            self._warn(f"warning: {path} is accessible by others "
+                       f"(mode {stat.S_IMODE(info.st_mode):04o}); it holds your token. "
+                       "It will be set to 0600 on the next write")
+
+    # -- writing ---------------------------------------------------------------------------
+
+    def update(self, change: Callable[[State], T], remove_corrupted: bool = False) -> T:
+        """Lock, read both files, let `change` edit the State, write what it changed.
+
+        `remove_corrupted` (rexec-logout): a corrupted file is removed instead of kept.
+        With no directory yet, a change that changes nothing creates nothing.
+        """
+        if not os.path.lexists(self.directory):
+            state = State(keep_out=self._keep_out)
+            result = change(state)
+            if not state.touched():
+                return result
+        self._prepare_directory()
+        lock = self._lock()
+        try:
+            for _ in range(ATTEMPTS - 1):
+                try:
+                    return self._round(change, remove_corrupted, check=True)
+                except Changed:
+                    continue  # the Rexec CLI wrote config.json meanwhile: read it again
+            return self._round(change, remove_corrupted, check=False)
+        finally:
+            os.close(lock)  # closing the descriptor releases the flock
+
+    def _round(self, change: Callable[[State], T], remove_corrupted: bool, check: bool) -> T:
+        config, config_raw, config_bad = self._read_for_update(self.config)
+        stored, _, stored_bad = self._read_for_update(self.credentials)
+        state = State(config, stored, self._keep_out)
+        result = change(state)
+        for file, bad, removed, changed, text in (
+            (self.credentials, stored_bad, state.credentials_removed,
+             state.credentials_changed, lambda: credentials_text(state.stored_object())),
+            (self.config, config_bad, state.config_removed, state.config_changed,
+             lambda: config_text(state.config_object())),
+        ):
+            if bad and (remove_corrupted or removed):
+                file.remove()
+                if not removed:
+                    self._warn(f"warning: removed the corrupted {file.path}")
+            elif removed:
+                file.remove()
+            elif changed:
+                if bad:
+                    self._warn(f"warning: configuration file was corrupted; moved it to "
+                               f"{file.move_aside()}")
+                expect = (None if bad else config_raw) if check and file is self.config else False
+                file.replace(text(), expect)
+        return result
+
+    def _read_for_update(self, file: JsonFile) -> tuple[dict, bytes | None, bool]:
+        try:
+            data, raw = file.read()
+        except Corrupted:
+            if os.path.islink(file.path):
+                raise
+            return {}, None, True
+        return data, raw, False
+
+    def _prepare_directory(self) -> None:
+        try:
+            os.makedirs(self.directory, mode=0o700, exist_ok=True)
+            info = os.lstat(self.directory)
+        except OSError as exc:
+            raise StorageError(os_message("cannot create", self.directory, exc)) from None
+        if stat.S_ISLNK(info.st_mode):
+            info = os.stat(self.directory)  # a linked ~/.rexec is the user's choice
+        if not stat.S_ISDIR(info.st_mode):
+            raise StorageError(f"{self.directory} is not a directory")
+        if info.st_uid != os.geteuid():
+            raise StorageError(
+                f"configuration directory {self.directory} belongs to another user "
+                f"(uid {info.st_uid}); refusing to write credentials there"
+            )
+        if stat.S_IMODE(info.st_mode) != 0o700:
+            try:
+                os.chmod(self.directory, 0o700)
+            except OSError as exc:
+                raise StorageError(os_message("cannot chmod", self.directory, exc)) from None
+
+    def _lock(self) -> int:
+        import fcntl
+
+        try:
+            fd = os.open(  # read-only: flock needs no write access, so a 0400 lock still works
+                self.lock_path,
+                # O_NONBLOCK: a FIFO planted here must not block the open (refused just below)
+                os.O_RDONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK,
+                0o600,
+            )
+        except OSError as exc:
+            raise StorageError(os_message("cannot lock", self.lock_path, exc)) from None
+        try:
+            info = os.fstat(fd)
+            if not stat.S_ISREG(info.st_mode):
+                raise StorageError(f"cannot lock {self.lock_path}: it is not a regular file; "
+                                   "remove it, then try again")
+            if stat.S_IMODE(info.st_mode) != 0o600:
+                try:
+                    os.fchmod(fd, 0o600)  # whatever the umask made of it
+                except OSError:
+                    pass  # not ours to fix; the lock works all the same
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        except BaseException:
+            os.close(fd)
+            raise
+        return fd
+
+
+def config_text(config: Mapping) -> str:
+    """config.json as the Rexec CLI writes it: two-space indent, no final newline."""
+    return json.dumps(config, indent=2, ensure_ascii=False)
+
+
+def credentials_text(stored: Mapping) -> str:
+    """credentials.json: one account or credential per line, so it reads and diffs well."""
+    lists = ("accounts", "credentials")
+    parts = [f"  {json.dumps(k)}: {json.dumps(v, ensure_ascii=False)}"
+             for k, v in stored.items() if k not in lists]
+    for key in lists:
+        items = [json.dumps(item, ensure_ascii=False, separators=(",", ":"))
+                 for item in stored.get(key) or []]
+        body = "[\n" + ",\n".join(f"    {item}" for item in items) + "\n  ]" if items else "[]"
+        parts.append(f"  {json.dumps(key)}: {body}")
+    return "{\n" + ",\n".join(parts) + "\n}\n"

@@ -1,0 +1,57 @@
+"""Helpers shared by the tests: tokens, and what the two files hold, read and written the
+way the commands do."""
+
+from __future__ import annotations
+
+import base64
+import json
+from pathlib import Path
+
+from rexec_credential.accounts import Account
+from rexec_credential.storage import Storage
+
+NOW = 1_700_000_000
+
+
+def segment(obj: object) -> str:
+    """One base64url JSON segment of a JWT."""
+    return base64.urlsafe_b64encode(json.dumps(obj).encode()).rstrip(b"=").decode()
+
+
+def jwt(**claims) -> str:
+    """An unsigned-looking JWT carrying claims (the client never verifies signatures)."""
+    return f"{segment({'alg': 'HS256', 'typ': 'JWT'})}.{segment(claims)}.c2ln"
+
+
+def storage(directory: Path) -> Storage:
+    """The Storage of a ~/.rexec directory, warnings printed."""
+    return Storage(str(directory), print)
+
+
+def log_in(directory: Path, host: str, token: str, username: str = "johndoe",
+           email: str = "john@example.com", tier: str = "pro") -> None:
+    """Record a login the way rexec-login does after the service accepted the token."""
+    account = Account(host, username, token, email, tier, created_at=NOW)
+    storage(directory).update(lambda state: state.log_in(account))
+
+
+def read_json(path: Path) -> dict:
+    """A JSON file's object ({} when there is no file)."""
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def write_json(path: Path, data: object) -> None:
+    """Write a JSON file by hand (0600 in a 0700 directory), as a person or tool might."""
+    path.parent.mkdir(mode=0o700, exist_ok=True)
+    path.write_text(json.dumps(data))
+    path.chmod(0o600)
+
+
+def credentials(directory: Path) -> list:
+    """The credentials git stored (credentials.json's list)."""
+    return read_json(directory / "credentials.json").get("credentials", [])
+
+
+def accounts(directory: Path) -> list:
+    """The accounts (credentials.json's list)."""
+    return read_json(directory / "credentials.json").get("accounts", [])
