@@ -21,9 +21,12 @@ def test_bench_reports_medians_and_ratios():
     assert proc.stderr == ""
     out = proc.stdout
     assert "2 interleaved runs each" in out
-    for name in ("rexec-credential get", 'python -c "import json"', "git credential-store get"):
+    for name in ("rexec-credential get (1 stored)", "rexec-credential get (100 stored)",
+                 "rexec-credential get (10,000 stored)", 'python -c "import json"',
+                 "git credential-store get"):
         assert name in out
     assert "rexec-credential get / import json floor = " in out and "target 1.3x" in out
+    assert "get with 10,000 stored / get with 1 = " in out and "target 2.0x" in out
 
 
 def test_bench_rejects_a_zero_run_count():
