@@ -13,7 +13,11 @@ from .errors import RexecError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Mapping
+    from typing import Any, Mapping, Tuple
+
+    from .records import Record
+
+    Login = Tuple["Account", bool]  # an account, and whether it is the active login
 
 # config.json as the Rexec CLI writes it: these fields, in this order.
 CONFIG_FIELDS = ("host", "token", "username", "email", "tier")
@@ -62,10 +66,10 @@ class Account:
         """The same user on the same host (the token may differ)."""
         return (self.host, self.username) == (other.host, other.username)
 
-    def record(self) -> dict:
+    def record(self) -> Record:
         """The login as a git credential record (matching every path of its host)."""
         protocol, hostport = hosts.git_parts(self.host)
-        record = {"protocol": protocol, "host": hostport,
+        record: Record = {"protocol": protocol, "host": hostport,
                   "username": self.username or records.PLACEHOLDER_USERNAME,
                   "password": self.token}
         if self.expires is not None:
@@ -79,14 +83,14 @@ class Account:
         who = self.username or "an unnamed login"
         return f"{who} ({self.email}) on {self.host}" if self.email else f"{who} on {self.host}"
 
-    def config_fields(self) -> dict:
+    def config_fields(self) -> dict[str, str]:
         """The five fields config.json holds for this login."""
         return {"host": self.host, "token": self.token, "username": self.username,
                 "email": self.email, "tier": self.tier}
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, Any]:
         """The object credentials.json holds for this login."""
-        obj: dict = {"host": self.host, "username": self.username, "email": self.email,
+        obj: dict[str, Any] = {"host": self.host, "username": self.username, "email": self.email,
                      "tier": self.tier, "token": self.token}
         if self.session_id:
             obj["session_id"] = self.session_id  # for people reading the file; the token rules
@@ -114,7 +118,7 @@ class Account:
                    _text(obj.get("oauth_refresh_token")))
 
     @classmethod
-    def from_config(cls, config: Mapping) -> Account | None:
+    def from_config(cls, config: Mapping[str, Any]) -> Account | None:
         """The active login of a config.json object, or None when it holds none."""
         token = config.get("token")
         if not isinstance(token, str) or not token:
@@ -126,7 +130,7 @@ class Account:
                    _text(config.get("tier")))
 
 
-def listing(logins: list) -> list:
+def listing(logins: list[Login]) -> list[str]:
     """One line per (account, is_active) pair, for a person choosing one."""
     return [f"  {account.describe()}" + ("  (active)" if active else "")
             for account, active in logins]

@@ -18,7 +18,19 @@ from .errors import ServiceError, TokenRejected
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any, Callable, Mapping
+    from typing import Any, Callable, Dict, Mapping, Optional, TypedDict
+
+    JsonObject = Dict[str, Any]
+
+    class Profile(TypedDict):
+        """A user as the service describes it, every text cleaned for display."""
+
+        id: Optional[str]
+        username: str
+        email: Optional[str]
+        name: Optional[str]
+        tier: Optional[str]
+        is_admin: bool
 
 CONNECT_TIMEOUT = 5.0
 READ_TIMEOUT = 30.0
@@ -27,7 +39,6 @@ TRIES = 3
 RETRY_STATUSES = (502, 503, 504)
 BACKOFF = (0.5, 1.0)
 MAX_BODY = 1 << 20  # bytes; a profile is well under 1 KiB
-PROFILE_FIELDS = ("id", "username", "email", "name", "tier")
 
 
 class Client:
@@ -45,13 +56,13 @@ class Client:
         # would read it from os.environ; passed per request so os.environ cannot override it.
         self._verify = env.get("REQUESTS_CA_BUNDLE") or env.get("CURL_CA_BUNDLE") or True
 
-    def profile(self, token: str) -> dict:
+    def profile(self, token: str) -> Profile:
         """GET /api/profile: the user's fields, from the nested or the legacy flat shape."""
         body = self._request("GET", "/api/profile", token)
-        user = body.get("user") if isinstance(body.get("user"), dict) else body
-        return _fields(user, token)
+        user = body.get("user")
+        return _fields(user if isinstance(user, dict) else body, token)
 
-    def validate_api_token(self, token: str) -> dict:
+    def validate_api_token(self, token: str) -> Profile:
         """GET /api/tokens/validate: the token's user, or TokenRejected."""
         body = self._request("GET", "/api/tokens/validate", token)
         if body.get("valid") is not True:
@@ -66,7 +77,7 @@ class Client:
                       done=(200, 401, 404))
 
     def _request(self, method: str, path: str, token: str, budget: float = TOTAL_BUDGET,
-                 done: tuple = (200,)) -> dict:
+                 done: tuple[int, ...] = (200,)) -> JsonObject:
         url = self.host + path
         deadline = self._clock() + budget
         for attempt in range(TRIES):
@@ -125,7 +136,8 @@ class Client:
         self._sleep(pause)
         return True
 
-    def _interpret(self, status: int, raw: bytes, token: str, done: tuple) -> dict:
+    def _interpret(self, status: int, raw: bytes, token: str, done: tuple[int, ...]
+                   ) -> JsonObject:
         body = _json(raw)
         if status in done and status != 200:
             return body if isinstance(body, dict) else {}
@@ -179,19 +191,20 @@ def _rejection(status: int, reason: str) -> TokenRejected:
     return TokenRejected(f"Invalid token: {reason}", reason)
 
 
-def _fields(user: Mapping, token: str) -> dict:
-    fields = {k: _text(user.get(k), token) for k in PROFILE_FIELDS}
-    if not fields["username"]:
+def _fields(user: Mapping[str, Any], token: str) -> Profile:
+    username = _text(user.get("username"), token)
+    if not username:
         raise ServiceError("Rexec service answered a profile without a username")
-    fields["is_admin"] = user.get("is_admin") is True
-    return fields
+    return {"id": _text(user.get("id"), token), "username": username,
+            "email": _text(user.get("email"), token), "name": _text(user.get("name"), token),
+            "tier": _text(user.get("tier"), token), "is_admin": user.get("is_admin") is True}
 
 
 def _text(value: object, token: str) -> str | None:
     return tokens.clean(value, [token]) or None if isinstance(value, str) else None
 
 
-def _error_text(body: Mapping, token: str) -> str:
+def _error_text(body: Mapping[str, Any], token: str) -> str:
     error = body.get("error")
     return tokens.clean(error, [token]) if isinstance(error, str) else ""
 

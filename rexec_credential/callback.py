@@ -1,4 +1,4 @@
-"""The one-shot loopback server that receives the browser's redirect with ?token= (SPEC §4).
+"""The one-shot loopback server that receives the browser's redirect with ?token=.
 
 The service appends `?token=<jwt>` verbatim to whatever callback URL it was given and
 accepts any URL, so the only thing binding a redirect to *this* login is an unguessable
@@ -6,36 +6,35 @@ one-time path segment (the role RFC 8252 §8.9 gives OAuth's `state`; it cannot 
 parameter here). The server listens on the 127.0.0.1 literal only and for this one login
 (RFC 8252 §7.3, §8.3), refuses every request that is not `GET /callback/<nonce>` with a
 loopback `Host` (a foreign Host means DNS rebinding), and hands exactly one token to
-`on_token`; it knows nothing of the config file or the API.
+`on_token` (docs/contract.md §5, rexec-login); it knows nothing of the files or the API.
 """
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import hmac
-import html
 import secrets
 import socket
 import socketserver
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import parse_qs
+
+from .answer_page import CONTENT_SECURITY_POLICY, page
+from .paste import parse_pasted, token_from_query
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any, Callable, Tuple
 
+    from .paste import Pasted
+
     Verdict = Tuple[bool, str]
 
 LOOPBACK = "127.0.0.1"
 DEFAULT_PORT = 9876
-NONCE_BYTES = 32  # 256 bits; SPEC §4 asks for at least 128
+NONCE_BYTES = 32  # 256 bits; at least 128 are needed
 MAX_REQUEST_BYTES = 16384  # request line and headers together; a callback needs ~1 KiB
 CLIENT_TIMEOUT = 5.0  # seconds a connection may take to send its whole request
-PASTE_WRONG_ADDRESS = "That is not this login's callback address; still waiting."
-PASTE_NO_TOKEN = "That address carries no token; still waiting."
 
 _OPEN, _CLAIMED, _DONE, _CLOSED = "open", "claimed", "done", "closed"
 
@@ -59,48 +58,6 @@ def host_allowed(host: str | None, port: int) -> bool:
     if not host:
         return False
     return host.strip().lower() in (f"{LOOPBACK}:{port}", f"localhost:{port}")
-
-
-def token_from_query(query: str) -> str | None:
-    """The `token` parameter of a query string, None when absent or empty."""
-    values = parse_qs(query, keep_blank_values=True).get("token") or [""]
-    return values[0] or None
-
-
-def parse_pasted(text: str, nonce: str) -> tuple[str | None, str | None]:
-    """A pasted callback address or bare token → (token, None), or (None, why it was refused).
-
-    A bare token (no '/', '?' or '=') is returned as it is; an address must carry this
-    login's nonce, checked as if the request had arrived over HTTP.
-    """
-    text = text.strip()
-    if not text:
-        return None, PASTE_NO_TOKEN
-    if not any(c in text for c in "/?="):
-        return text, None
-    rest = text.split("://", 1)[1] if "://" in text else text
-    slash = rest.find("/")
-    target = rest[slash:] if slash >= 0 else ""
-    path, _, query = target.split("#", 1)[0].partition("?")
-    if not path_matches(path, nonce):
-        return None, PASTE_WRONG_ADDRESS
-    token = token_from_query(query)
-    return (token, None) if token else (None, PASTE_NO_TOKEN)
-
-
-# Drops ?token=… from the address bar and the history entry once the page has loaded.
-FORGET_QUERY = 'history.replaceState(null, "", location.pathname);'
-FORGET_QUERY_HASH = base64.b64encode(hashlib.sha256(FORGET_QUERY.encode()).digest()).decode()
-
-
-def page(title: str, message: str) -> bytes:
-    """A minimal self-contained HTML page (no external resources, nothing to leak the URL to)."""
-    return (
-        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-        f"<title>{html.escape(title)}</title><script>{FORGET_QUERY}</script></head>\n"
-        "<body style=\"font-family: sans-serif; margin: 3em auto; max-width: 40em\">\n"
-        f"<h1>{html.escape(title)}</h1>\n<p>{html.escape(message)}</p>\n</body></html>\n"
-    ).encode()
 
 
 # -- the server ---------------------------------------------------------------------------
@@ -195,9 +152,9 @@ class CallbackServer:
         """True when path is this login's /callback/<nonce>."""
         return path_matches(path, self._nonce)
 
-    def check_pasted(self, text: str) -> tuple[str | None, str | None]:
-        """parse_pasted with this server's nonce."""
-        return parse_pasted(text, self._nonce)
+    def check_pasted(self, text: str) -> Pasted:
+        """What was pasted, checked against this login's callback path (paste.parse_pasted)."""
+        return parse_pasted(text, self.is_callback_path)
 
     def hand_over(self, token: str, final: bool = True) -> Verdict | None:
         """Give a token to on_token, one at a time; None when the login is already settled.
@@ -265,7 +222,7 @@ class _CappedReader:
             self.exceeded = True
             return b""
         limit = self.budget if size is None or size < 0 else min(size, self.budget)
-        line = self._stream.readline(limit)
+        line: bytes = self._stream.readline(limit)
         self.budget -= len(line)
         return line
 
@@ -331,7 +288,7 @@ class _Handler(BaseHTTPRequestHandler):
     do_HEAD = do_POST = do_PUT = do_DELETE = do_PATCH = do_OPTIONS = _refuse_method
 
     def _send(self, status: int, title: str, message: str,
-              extra: list | None = None) -> None:
+              extra: list[tuple[str, str]] | None = None) -> None:
         body = page(title, message)
         try:
             self.send_response(status)
@@ -340,8 +297,7 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header("Cache-Control", "no-store")
             self.send_header("Referrer-Policy", "no-referrer")
             self.send_header("X-Content-Type-Options", "nosniff")
-            self.send_header("Content-Security-Policy", "default-src 'none'; "
-                             f"style-src 'unsafe-inline'; script-src 'sha256-{FORGET_QUERY_HASH}'")
+            self.send_header("Content-Security-Policy", CONTENT_SECURITY_POLICY)
             self.send_header("Connection", "close")
             for name, value in extra or []:
                 self.send_header(name, value)

@@ -11,7 +11,7 @@ from .errors import RexecError, UsageError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import NoReturn
+    from typing import Any, NoReturn
 
     from .context import Context
 
@@ -29,37 +29,40 @@ def run(command: str) -> NoReturn:
         sys.stdout.flush()
     except BrokenPipeError:
         # The reader went away (e.g. `| head`); say nothing more.
-        sys.stdout = None  # type: ignore[assignment]
+        sys.stdout = None  # nothing more may be written to it, not even at exit
         status = 141
     sys.exit(status)
 
 
-def main(command: str, argv: list, ctx: Context, prog: str | None = None) -> int:
+def main(command: str, argv: list[str], ctx: Context, prog: str | None = None) -> int:
     """Run `command` (a module of rexec_credential.commands) with argv; return the exit status.
 
     `prog` is the name the program was invoked as (git-credential-rexec or rexec-credential).
     """
     module = import_module(f"rexec_credential.commands.{command}")
+    usage = module.__doc__ or ""
     quick = getattr(module, "quick_parse", None)
     args = quick(argv) if quick else None
     if args is None:
-        args = _parse(module.__doc__, argv, ctx, prog)
+        args = _parse(usage, argv, ctx, prog)
         if isinstance(args, int):
             return args
     try:
-        return module.run(args, ctx)
+        status: int = module.run(args, ctx)
+        return status
     except UsageError as exc:
-        ctx.warn(f"{prog or _program(module.__doc__)}: {exc.message}")
+        ctx.warn(f"{prog or _program(usage)}: {exc.message}")
         return exc.exit_code
     except RexecError as exc:
         ctx.warn(exc.message)
         return exc.exit_code
-    except KeyboardInterrupt:
-        ctx.warn("Interrupted.")
+    except KeyboardInterrupt:  # Ctrl+C, wherever it lands: one line, the command's words
+        ctx.warn(getattr(module, "CANCELLED", "Interrupted."))
         return INTERRUPTED
 
 
-def _parse(usage: str, argv: list, ctx: Context, prog: str | None) -> dict | int:
+def _parse(usage: str, argv: list[str], ctx: Context, prog: str | None
+           ) -> dict[str, Any] | int:
     from docopt import DocoptExit, docopt
 
     prog = prog or _program(usage)
@@ -94,7 +97,7 @@ def usage_for(prog: str, usage: str) -> str:
     return head + "Usage:\n" + "\n".join(lines) + blank + tail
 
 
-def unknown_option(usage: str, argv: list) -> str | None:
+def unknown_option(usage: str, argv: list[str]) -> str | None:
     """The first option in argv that the usage does not know, by its name only."""
     import re
 

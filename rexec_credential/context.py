@@ -1,4 +1,4 @@
-"""The world a command runs in: env, streams, clock, browser, config, API client.
+"""The world a command runs in: env, streams, clocks, terminal, browser, files, API client.
 
 The only module that reads process globals (in `Context.from_process`); tests
 build their own Context instead of patching anything.
@@ -15,7 +15,12 @@ from .storage import Storage, directory_for
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import IO, Any, Callable, Mapping
+    from typing import IO, Any, Callable, Dict, Mapping
+
+    from .api import Client
+    from .terminal import Terminal
+
+    Args = Dict[str, Any]  # a command's parsed command line (docopt's dictionary)
 
 
 class Context:
@@ -33,24 +38,28 @@ class Context:
         stdin_is_tty: bool = False,
         stdout_is_tty: bool = False,
         stderr_is_tty: bool = False,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.env = env
         self.stdin = stdin
         self.stdout = stdout
         self.stderr = stderr
-        self.clock = clock
+        self.clock = clock  # wall clock: token expiry, when a login was made
+        self.monotonic = monotonic  # for timeouts and countdowns
         self.open_browser = open_browser or _standard_browser
-        self.read_secret = read_secret or _getpass
         self.stdin_is_tty = stdin_is_tty
         self.stdout_is_tty = stdout_is_tty
         self.stderr_is_tty = stderr_is_tty
+        self._read_secret = read_secret
+        self._terminal: Terminal | None = None
         self._storage: Storage | None = None
 
     @classmethod
     def from_process(cls) -> Context:
         """The real process: os.environ, sys streams, wall clock, webbrowser, getpass."""
         for stream in (sys.stdout, sys.stderr):
-            stream.reconfigure(line_buffering=True)  # a pipe sees each line at once
+            if isinstance(stream, io.TextIOWrapper):
+                stream.reconfigure(line_buffering=True)  # a pipe sees each line at once
         return cls(
             env=os.environ,
             stdin=sys.stdin.buffer if sys.stdin else io.BytesIO(),  # None when started closed
@@ -62,6 +71,16 @@ class Context:
         )
 
     @property
+    def terminal(self) -> Terminal:
+        """The person at the terminal: hidden input, countdown, pasted lines."""
+        if self._terminal is None:
+            from .terminal import Terminal  # not on `get`'s path
+
+            self._terminal = Terminal(self.stdin, self.stdout, self.stdin_is_tty,
+                                      self.stdout_is_tty, self._read_secret)
+        return self._terminal
+
+    @property
     def storage(self) -> Storage:
         """config.json and credentials.json, located from this context's environment."""
         if self._storage is None:
@@ -70,7 +89,7 @@ class Context:
             self._storage = Storage(directory_for(self.env), self.warn, kept_out(self.env))
         return self._storage
 
-    def api(self, host: str) -> Any:
+    def api(self, host: str) -> Client:
         """An API client for host (imports requests only when called)."""
         from .api import Client
 
@@ -112,9 +131,3 @@ def _standard_browser(url: str) -> bool:
         return webbrowser.open(url)
     except webbrowser.Error:
         return False
-
-
-def _getpass(prompt: str) -> str:
-    import getpass
-
-    return getpass.getpass(prompt)

@@ -52,9 +52,3 @@ class ProtocolError(RexecError):
     """Malformed credential-helper input from a peer program."""
 
     exit_code = 2
-
-
-class Interrupted(RexecError):
-    """Ctrl+C."""
-
-    exit_code = 130

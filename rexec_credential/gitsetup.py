@@ -31,7 +31,7 @@ class GitConfig:
         self.scope = scope
         self._env = dict(env)
 
-    def helpers(self, url: str) -> list:
+    def helpers(self, url: str) -> list[str]:
         """The values of credential.<url>.helper in this scope, in order."""
         result = self._git("--get-all", key(url), ok=(0, 1))  # 1: no such key
         return result.split("\n")[:-1] if result else []
@@ -54,7 +54,7 @@ class GitConfig:
         """Remove the (empty) [credential "<url>"] section header."""
         self._git("--remove-section", f"credential.{url}", ok=(0, 128))  # 128: none there
 
-    def _git(self, *args: str, ok: tuple = (0,)) -> str:
+    def _git(self, *args: str, ok: tuple[int, ...] = (0,)) -> str:
         argv = ["git", "config", self.scope, *args]
         try:
             proc = subprocess.run(argv, env=self._env, capture_output=True, timeout=30,

@@ -23,7 +23,9 @@ from .errors import StorageError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Callable
+    from typing import Any, Callable, Dict
+
+    JsonObject = Dict[str, Any]
 
 ELOOP = 40  # O_NOFOLLOW met a symbolic link
 RETRY_PAUSE = 0.005  # seconds between reads of a file that is being rewritten
@@ -50,7 +52,7 @@ class JsonFile:
 
     # -- reading ---------------------------------------------------------------------------
 
-    def read(self) -> tuple[dict, bytes | None]:
+    def read(self) -> tuple[JsonObject, bytes | None]:
         """(the object, the bytes it came from): ({}, None) when there is no file."""
         deadline = None
         while True:
@@ -156,7 +158,7 @@ class JsonFile:
         raise StorageError(f"cannot back up {self.path}: too many backups")
 
 
-def parse(raw: bytes) -> dict | None:
+def parse(raw: bytes) -> JsonObject | None:
     """The JSON object in raw, or None when it is not one."""
     try:
         data = json.loads(raw.decode("utf-8"))

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from typing import Mapping
 
     from .accounts import Account
+    from .records import Query, Record
     from .store import State
 
 ENV_TOKEN = "REXEC_TOKEN"
@@ -42,7 +43,7 @@ class Resolved:
         self.account = account  # the stored login the token belongs to, when it is one
 
 
-def kept_out(env: Mapping[str, str]) -> tuple:
+def kept_out(env: Mapping[str, str]) -> tuple[str, ...]:
     """Tokens that must never be written: REXEC_TOKEN's value."""
     token = env.get(ENV_TOKEN)
     return (token,) if token else ()
@@ -93,7 +94,7 @@ def resolve(state: State, env: Mapping[str, str], option: str | None = None,
     return resolved
 
 
-def git_query(request: Mapping, state: State, env: Mapping[str, str]) -> Mapping:
+def git_query(request: Query, state: State, env: Mapping[str, str]) -> Query:
     """The request `get` matches: an empty one asks for the effective host's login."""
     if records.erasable(request):  # it names a protocol, host, path or username
         return request
@@ -101,8 +102,8 @@ def git_query(request: Mapping, state: State, env: Mapping[str, str]) -> Mapping
     return {"protocol": protocol, "host": hostport}
 
 
-def env_answer(request: Mapping, state: State, env: Mapping[str, str],
-               now: float) -> dict | None:
+def env_answer(request: Query, state: State, env: Mapping[str, str],
+               now: float) -> Record | None:
     """REXEC_TOKEN as `get` answers it, if it is set and the request is for its host."""
     token = env.get(ENV_TOKEN)
     if not token:
@@ -117,7 +118,8 @@ def env_answer(request: Mapping, state: State, env: Mapping[str, str],
     else:
         username = request.get("username", records.PLACEHOLDER_USERNAME)
     protocol, hostport = hosts.git_parts(host)
-    record = {"protocol": protocol, "host": hostport, "username": username, "password": token}
+    record: Record = {"protocol": protocol, "host": hostport, "username": username,
+                      "password": token}
     expires = tokens.expiry(token)
     if expires is not None:
         record["password_expiry_utc"] = expires

@@ -14,7 +14,10 @@ from .protocol import is_true
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Mapping
+    from typing import Any, Dict, Mapping
+
+    Record = Dict[str, Any]  # str values, but an expiry is an int
+    Query = Mapping[str, Any]  # a request's attributes (protocol.Request)
 
 MATCH_KEYS = ("protocol", "host", "path", "username")
 # What `store` needs present (empty values allowed: git's own tests store `username=`).
@@ -23,7 +26,7 @@ REQUIRED_KEYS = ("protocol", "host", "username", "password")
 PLACEHOLDER_USERNAME = "x-rexec-token"
 
 
-def matches(query: Mapping, record: Mapping, with_password: bool = False,
+def matches(query: Query, record: Query, with_password: bool = False,
             host_wide: bool = False) -> bool:
     """git-credential-store's rule: absent query keys match anything, present ones must equal.
 
@@ -35,7 +38,7 @@ def matches(query: Mapping, record: Mapping, with_password: bool = False,
             if record.get(key, "") != query[key]:
                 return False
     if with_password and "password" in query:
-        return record.get("password", "") == query["password"]
+        return bool(record.get("password", "") == query["password"])
     return True
 
 
@@ -59,20 +62,20 @@ def expiry_value(value: object) -> int | None:
     return None
 
 
-def expired(record: Mapping, now: float) -> bool:
+def expired(record: Query, now: float) -> bool:
     """True when the record carries an expiry (not 0) that has passed."""
     exp = expiry_value(record.get("password_expiry_utc"))
     return exp is not None and exp <= now
 
 
-def storable(request: Mapping, now: float) -> dict | None:
+def storable(request: Query, now: float) -> Record | None:
     """The record `store` would keep for a request, or None when git says not to keep it:
     a key missing, marked ephemeral, or already expired."""
     if not all(isinstance(request.get(k), str) for k in REQUIRED_KEYS):
         return None
     if is_true(request.get("ephemeral")) or expired(request, now):
         return None
-    record = {k: request[k] for k in REQUIRED_KEYS}
+    record: Record = {k: request[k] for k in REQUIRED_KEYS}
     for key in ("path", "oauth_refresh_token"):
         if request.get(key):
             record[key] = request[key]
@@ -82,16 +85,16 @@ def storable(request: Mapping, now: float) -> dict | None:
     return record
 
 
-def erasable(pattern: Mapping) -> bool:
+def erasable(pattern: Query) -> bool:
     """False for an empty pattern, which erases nothing (as git-credential-store refuses it)."""
     return any(k in pattern for k in MATCH_KEYS)
 
 
-def same_slot(a: Mapping, b: Mapping) -> bool:
+def same_slot(a: Query, b: Query) -> bool:
     """The same protocol, host, username and path: a new password replaces the old."""
     return all(a.get(k, "") == b.get(k, "") for k in MATCH_KEYS)
 
 
-def same_login(a: Mapping, b: Mapping) -> bool:
+def same_login(a: Query, b: Query) -> bool:
     """The same protocol, host and username, whatever the path."""
     return all(a.get(k, "") == b.get(k, "") for k in ("protocol", "host", "username"))

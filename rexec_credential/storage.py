@@ -27,7 +27,9 @@ from .store import State
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Callable, Collection, Mapping, TypeVar
+    from typing import Any, Callable, Collection, Mapping, TypeVar
+
+    from .jsonfile import JsonObject
 
     T = TypeVar("T")
 
@@ -69,7 +71,7 @@ class Storage:
         """What both files hold; StorageError when one is corrupted or unreadable."""
         return State(self.config.read()[0], self.credentials.read()[0], self._keep_out)
 
-    def load_lenient(self) -> tuple[State, list]:
+    def load_lenient(self) -> tuple[State, list[str]]:
         """What both files hold, a corrupted one counting as empty; and the corrupted paths."""
         parts, bad = [], []
         for file in (self.config, self.credentials):
@@ -126,27 +128,32 @@ class Storage:
         stored, _, stored_bad = self._read_for_update(self.credentials)
         state = State(config, stored, self._keep_out)
         result = change(state)
-        for file, bad, removed, changed, text in (
-            (self.credentials, stored_bad, state.credentials_removed,
-             state.credentials_changed, lambda: credentials_text(state.stored_object())),
-            (self.config, config_bad, state.config_removed, state.config_changed,
-             lambda: config_text(state.config_object())),
-        ):
-            if bad and (remove_corrupted or removed):
-                file.remove()
-                if not removed:
-                    self._warn(f"warning: removed the corrupted {file.path}")
-            elif removed:
-                file.remove()
-            elif changed:
-                if bad:
-                    self._warn(f"warning: configuration file was corrupted; moved it to "
-                               f"{file.move_aside()}")
-                expect = (None if bad else config_raw) if check and file is self.config else False
-                file.replace(text(), expect)
+        self._save(self.credentials, stored_bad, state.credentials_removed,
+                   state.credentials_changed, lambda: credentials_text(state.stored_object()),
+                   remove_corrupted, expect=False)
+        self._save(self.config, config_bad, state.config_removed, state.config_changed,
+                   lambda: config_text(state.config_object()), remove_corrupted,
+                   expect=(None if config_bad else config_raw) if check else False)
         return result
 
-    def _read_for_update(self, file: JsonFile) -> tuple[dict, bytes | None, bool]:
+    def _save(self, file: JsonFile, bad: bool, removed: bool, changed: bool,
+              text: Callable[[], str], remove_corrupted: bool, expect: bytes | None | bool
+              ) -> None:
+        """Remove or replace one file as the change requires; a corrupted one first goes
+        (rexec-logout, or a removal) or is moved aside (a write)."""
+        if bad and (remove_corrupted or removed):
+            file.remove()
+            if not removed:
+                self._warn(f"warning: removed the corrupted {file.path}")
+        elif removed:
+            file.remove()
+        elif changed:
+            if bad:
+                self._warn(f"warning: configuration file was corrupted; moved it to "
+                           f"{file.move_aside()}")
+            file.replace(text(), expect)
+
+    def _read_for_update(self, file: JsonFile) -> tuple[JsonObject, bytes | None, bool]:
         try:
             data, raw = file.read()
         except Corrupted:
@@ -205,12 +212,12 @@ class Storage:
         return fd
 
 
-def config_text(config: Mapping) -> str:
+def config_text(config: Mapping[str, Any]) -> str:
     """config.json as the Rexec CLI writes it: two-space indent, no final newline."""
     return json.dumps(config, indent=2, ensure_ascii=False)
 
 
-def credentials_text(stored: Mapping) -> str:
+def credentials_text(stored: Mapping[str, Any]) -> str:
     """credentials.json: one account or credential per line, so it reads and diffs well."""
     lists = ("accounts", "credentials")
     parts = [f"  {json.dumps(k)}: {json.dumps(v, ensure_ascii=False)}"

@@ -24,7 +24,10 @@ from .accounts import CONFIG_FIELDS, Account
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Collection, Mapping
+    from typing import Any, Collection, Mapping
+
+    from .accounts import Login
+    from .records import Query, Record
 
 FORMAT_VERSION = 1
 LEGACY_LIST = "credentials"  # config.json's list in the earlier layout
@@ -37,7 +40,8 @@ class State:
     __slots__ = ("config", "accounts", "credentials", "other", "keep_out", "config_changed",
                  "credentials_changed", "config_removed", "credentials_removed")
 
-    def __init__(self, config: Mapping | None = None, stored: Mapping | None = None,
+    def __init__(self, config: Mapping[str, Any] | None = None,
+                 stored: Mapping[str, Any] | None = None,
                  keep_out: Collection[str] = ()) -> None:
         config = dict(config or {})
         stored = dict(stored or {})
@@ -67,14 +71,14 @@ class State:
             active.refresh_token = known.refresh_token
         return active
 
-    def logins(self) -> list:
+    def logins(self) -> list[Login]:
         """Every Rexec login: (account, is_active), the active one first."""
         active = self.active()
-        found = [(active, True)] if active else []
+        found: list[Login] = [(active, True)] if active else []
         return found + [(a, False) for a in self.accounts
                         if not (active and (a.token, a.host) == (active.token, active.host))]
 
-    def find(self, query: Mapping, now: float) -> dict | None:
+    def find(self, query: Query, now: float) -> Record | None:
         """The first unexpired record that matches a request: the active login, the other
         accounts, then the credentials git stored."""
         for account, _ in self.logins():
@@ -94,7 +98,7 @@ class State:
                     return answer
         return None
 
-    def select(self, host: str | None, username: str | None) -> list:
+    def select(self, host: str | None, username: str | None) -> list[Login]:
         """The logins on host (a normalised URL) as username; None matches any."""
         return [(account, active) for account, active in self.logins()
                 if (host is None or account.host == host)
@@ -102,7 +106,7 @@ class State:
 
     # -- git's store and erase -------------------------------------------------------------
 
-    def store(self, request: Mapping, now: float) -> bool:
+    def store(self, request: Query, now: float) -> bool:
         """Keep a credential git hands over; True when anything changed.
 
         For a Rexec login's host and user it replaces that login's token (the active one
@@ -122,7 +126,7 @@ class State:
         self.credentials_changed = True
         return True
 
-    def erase(self, pattern: Mapping) -> bool:
+    def erase(self, pattern: Query) -> bool:
         """Remove every matching credential and login; True when anything changed.
 
         git erases what the server refused: the active login's token leaves config.json
@@ -195,13 +199,13 @@ class State:
         return (self.config_changed or self.credentials_changed or self.config_removed
                 or self.credentials_removed)
 
-    def config_object(self) -> dict:
+    def config_object(self) -> dict[str, Any]:
         """config.json's object: the five fields in the Rexec CLI's order, then other keys."""
         ordered = {k: self.config[k] for k in CONFIG_FIELDS if k in self.config}
         ordered.update((k, v) for k, v in self.config.items() if k not in ordered)
         return ordered
 
-    def stored_object(self) -> dict:
+    def stored_object(self) -> dict[str, Any]:
         """credentials.json's object."""
         return {"version": FORMAT_VERSION, **self.other,
                 "accounts": [a.to_json() for a in self.accounts],
@@ -230,7 +234,7 @@ class State:
             self.accounts = [a for a in self.accounts if not a.same_login(active)] + [active]
             self.credentials_changed = True
 
-    def _renew(self, account: Account, active: bool, new: Mapping, now: float) -> bool:
+    def _renew(self, account: Account, active: bool, new: Query, now: float) -> bool:
         """git stored a token, and what it knows of it, for a login's host and user."""
         token = new["password"]
         expiry = new.get("password_expiry_utc")
@@ -286,11 +290,11 @@ class State:
                 self.accounts.insert(0, active)
 
 
-def _list(value: object) -> list:
+def _list(value: object) -> list[Any]:
     return value if isinstance(value, list) else []
 
 
-def _answer(entry: Mapping) -> dict:
+def _answer(entry: Query) -> Record:
     """A stored credential as `get` answers it: its expiry as a number, or its JWT's `exp`."""
     record = dict(entry)
     exp = records.expiry_value(record.get("password_expiry_utc")) or tokens.expiry(

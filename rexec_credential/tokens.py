@@ -9,7 +9,7 @@ from .errors import AuthError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Iterable
+    from typing import Any, Iterable
 
 API = "api"
 JWT = "jwt"
@@ -61,7 +61,7 @@ def _decode_segment(segment: str) -> object:
         return None
 
 
-def jwt_claims(token: str) -> dict:
+def jwt_claims(token: str) -> dict[str, Any]:
     """The unverified payload of a JWT ({} when it is not one)."""
     parts = token.split(".")
     if len(parts) != 3:

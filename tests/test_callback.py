@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from rexec_credential import callback
+from rexec_credential import answer_page, callback, paste
 from rexec_credential.callback import CallbackServer
 
 NONCE = "n" * 43
@@ -122,7 +122,7 @@ def test_host_allowed_is_the_loopback_address_and_port(host, expected):
     ("tok=abc", None),
 ], ids=["plain", "first", "decoded", "empty", "none", "other-key"])
 def test_token_from_query(query, expected):
-    assert callback.token_from_query(query) == expected
+    assert paste.token_from_query(query) == expected
 
 
 @pytest.mark.parametrize("text, expected", [
@@ -131,21 +131,21 @@ def test_token_from_query(query, expected):
     (f"  /callback/{NONCE}?token={TOKEN}#frag ", (TOKEN, None)),
     (f"127.0.0.1:9876/callback/{NONCE}?token={TOKEN}", (TOKEN, None)),
     (TOKEN, (TOKEN, None)),
-    (f"http://127.0.0.1:9876/callback/wrong?token={TOKEN}", (None, callback.PASTE_WRONG_ADDRESS)),
-    (f"http://127.0.0.1:9876/callback?token={TOKEN}", (None, callback.PASTE_WRONG_ADDRESS)),
-    (f"http://127.0.0.1:9876/?token={TOKEN}", (None, callback.PASTE_WRONG_ADDRESS)),
-    (f"token={TOKEN}", (None, callback.PASTE_WRONG_ADDRESS)),
-    (f"http://127.0.0.1:9876/callback/{NONCE}", (None, callback.PASTE_NO_TOKEN)),
-    (f"http://127.0.0.1:9876/callback/{NONCE}?token=", (None, callback.PASTE_NO_TOKEN)),
-    ("   ", (None, callback.PASTE_NO_TOKEN)),
+    (f"http://127.0.0.1:9876/callback/wrong?token={TOKEN}", (None, paste.WRONG_ADDRESS)),
+    (f"http://127.0.0.1:9876/callback?token={TOKEN}", (None, paste.WRONG_ADDRESS)),
+    (f"http://127.0.0.1:9876/?token={TOKEN}", (None, paste.WRONG_ADDRESS)),
+    (f"token={TOKEN}", (None, paste.WRONG_ADDRESS)),
+    (f"http://127.0.0.1:9876/callback/{NONCE}", (None, paste.NO_TOKEN)),
+    (f"http://127.0.0.1:9876/callback/{NONCE}?token=", (None, paste.NO_TOKEN)),
+    ("   ", (None, paste.NO_TOKEN)),
 ], ids=["address", "localhost-newline", "path-only-fragment", "no-scheme", "bare-token",
         "wrong-nonce", "missing-nonce", "root", "query-only", "no-token", "empty-token", "blank"])
 def test_parse_pasted_checks_the_nonce_like_a_request(text, expected):
-    assert callback.parse_pasted(text, NONCE) == expected
+    assert paste.parse_pasted(text, lambda path: callback.path_matches(path, NONCE)) == expected
 
 
 def test_login_pages_escape_the_message():
-    assert b"&lt;script&gt;" in callback.page("Login Failed", "<script>")
+    assert b"&lt;script&gt;" in answer_page.page("Login Failed", "<script>")
 
 
 # -- the listener ---------------------------------------------------------------------------

@@ -26,9 +26,10 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from conftest import BIN_DIR, Result, call, run_bin
 
-from rexec_credential import callback, cli
+from rexec_credential import cli
 from rexec_credential.commands import login as login_command
 from rexec_credential.context import Context
+from rexec_credential.paste import WRONG_ADDRESS
 from rexec_credential.testing import scripted_browser
 
 BANNER = ("╔══════════════════════════════════════════╗\n"
@@ -371,7 +372,7 @@ def test_pasted_address_logs_in_and_a_wrong_nonce_is_refused(standin, config_pat
     browser.check()
     assert result.code == 0, result
     assert result.out.endswith("✓ Successfully logged in as johndoe (johndoe@example.com)\n")
-    assert result.err.splitlines() == [callback.PASTE_WRONG_ADDRESS, login_command.NOT_A_TOKEN,
+    assert result.err.splitlines() == [WRONG_ADDRESS, login_command.NOT_A_TOKEN,
                                        login_command.NOT_A_TOKEN]
     data = stored(config_path)
     assert data["username"] == "johndoe" and data["token"] in browser.location
@@ -659,7 +660,7 @@ def test_pasted_address_through_a_terminal_is_not_echoed(standin, config_path):
         cb = location.split("?")[0]
         term.send((cb[:-1] + ("A" if cb[-1] != "A" else "B")
                    + location[len(cb):] + "\n").encode())
-        term.expect(callback.PASTE_WRONG_ADDRESS.encode())
+        term.expect(WRONG_ADDRESS.encode())
         term.send(location.encode() + b"\n")
         assert term.finish() == 0
         assert term.echo_is_on()  # restored on the way out

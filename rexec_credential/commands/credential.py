@@ -51,25 +51,24 @@ from .. import precedence, protocol
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Mapping
-
-    from ..context import Context
+    from ..context import Args, Context
+    from ..records import Query
 
 OPERATIONS = ("get", "store", "erase")
 SETUP = ("configure", "unconfigure")
 
 
-def quick_parse(argv: list) -> dict | None:
+def quick_parse(argv: list[str]) -> Args | None:
     """`rexec-credential OPERATION`, git's only form, without docopt (hot path); else None."""
     if len(argv) == 1 and argv[0] and not argv[0].startswith("-") and argv[0] not in SETUP:
         return {"<operation>": argv[0]}
     return None
 
 
-def run(args: dict, ctx: Context) -> int:
+def run(args: Args, ctx: Context) -> int:
     """Answer one request; an unknown operation is ignored silently (gitcredentials(7))."""
     operation = args.get("<operation>") or next(
-        (op for op in OPERATIONS + SETUP if args.get(op)), None)
+        (op for op in OPERATIONS + SETUP if args.get(op)), "")
     if operation in SETUP:
         return _set_up_git(operation, args, ctx)
     action = _ACTIONS.get(operation)
@@ -82,7 +81,7 @@ def run(args: dict, ctx: Context) -> int:
     return 0
 
 
-def _get(request: Mapping, ctx: Context) -> None:
+def _get(request: Query, ctx: Context) -> None:
     state = ctx.storage.load()
     now = ctx.clock()
     record = precedence.env_answer(request, state, ctx.env, now) or state.find(
@@ -96,16 +95,16 @@ def _get(request: Mapping, ctx: Context) -> None:
     ctx.stdout.flush()
 
 
-def _store(request: Mapping, ctx: Context) -> None:
+def _store(request: Query, ctx: Context) -> None:
     now = ctx.clock()
     ctx.storage.update(lambda state: state.store(request, now))
 
 
-def _erase(request: Mapping, ctx: Context) -> None:
+def _erase(request: Query, ctx: Context) -> None:
     ctx.storage.update(lambda state: state.erase(request))
 
 
-def _set_up_git(operation: str, args: dict, ctx: Context) -> int:
+def _set_up_git(operation: str, args: Args, ctx: Context) -> int:
     """configure / unconfigure: git's use of this helper for one Rexec host."""
     from .. import gitsetup
     from ..errors import StorageError

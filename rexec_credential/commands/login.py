@@ -34,28 +34,23 @@ as an account in ~/.rexec/credentials.json; the login it replaces stays an accou
 
 from __future__ import annotations
 
-import math
-import os
-import select
-import time
-from contextlib import contextmanager
 from urllib.parse import quote
 
 from .. import hosts, tokens
 from ..accounts import Account, listing
 from ..callback import CallbackServer
-from ..errors import AuthError, Interrupted, RexecError, StorageError, UsageError
+from ..errors import AuthError, RexecError, StorageError, UsageError
 from ..precedence import effective_host
 from ..store import State
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import IO, Iterator
+    from ..accounts import Login
+    from ..api import Profile
+    from ..context import Args, Context
 
-    from ..context import Context
 
-
-def run(args: dict, ctx: Context) -> int:
+def run(args: Args, ctx: Context) -> int:
     """Log in with --token, through the browser, or switch to a stored login."""
     if args["--switch"]:
         return switch(args, ctx)
@@ -87,7 +82,7 @@ def _token_argument(value: str, ctx: Context) -> str:
                         + tokens.VALID_FORMS) from None
 
 
-def establish(ctx: Context, host: str, token: str) -> dict:
+def establish(ctx: Context, host: str, token: str) -> Profile:
     """Check the token's form, validate it with the service, store it as the active login."""
     kind = tokens.classify(token)  # malformed: refused before any request
     client = ctx.api(host)
@@ -103,7 +98,7 @@ def establish(ctx: Context, host: str, token: str) -> dict:
     return profile
 
 
-def switch(args: dict, ctx: Context) -> int:
+def switch(args: Args, ctx: Context) -> int:
     """Make a stored login the active one: config.json gets its five fields. No network."""
     state = ctx.storage.load()
     target, active = _switch_target(state, args, ctx)
@@ -122,7 +117,7 @@ def switch(args: dict, ctx: Context) -> int:
     return 0
 
 
-def _switch_target(state: State, args: dict, ctx: Context) -> tuple:
+def _switch_target(state: State, args: Args, ctx: Context) -> Login:
     """The (account, is_active) to switch to, or UsageError listing the choices."""
     host = hosts.normalise(args["--host"]) if args["--host"] else None
     user = args["--user"]
@@ -145,8 +140,8 @@ def _switch_target(state: State, args: dict, ctx: Context) -> tuple:
                      + "\n".join(listing(every)))
 
 
-def _who(profile: dict) -> str:
-    email = profile.get("email")
+def _who(profile: Profile) -> str:
+    email = profile["email"]
     return f"{profile['username']} ({email})" if email else profile["username"]
 
 
@@ -176,13 +171,13 @@ PASTE_PROMPT = "Paste your token here: "
 NOT_A_TOKEN = "That is neither this login's callback address nor a whole token; still waiting."
 PORT_HINT = "hint: 'rexec-login --port 0' listens on any free port"
 POLL = 0.2  # seconds between looks at the callback, stdin and the clock while waiting
-MAX_LINE = 65536
+CANCELLED = "Login cancelled."  # what cli.main says when Ctrl+C ends this command
 
 
-def browser_login(args: dict, ctx: Context, host: str) -> int:
-    """The browser flow through a one-time loopback callback (issue 3)."""
+def browser_login(args: Args, ctx: Context, host: str) -> int:
+    """The browser flow through a one-time loopback callback (docs/contract.md §5)."""
     port = _parse_port(args["--port"])
-    deadline = time.monotonic() + _parse_timeout(args["--timeout"])
+    deadline = ctx.monotonic() + _parse_timeout(args["--timeout"])
     hosts.require_secure(host, ctx.env)
     attempt = _Attempt(ctx, host)
     server = CallbackServer(attempt, port)
@@ -190,12 +185,13 @@ def browser_login(args: dict, ctx: Context, host: str) -> int:
         server.start()
     except OSError as exc:
         return _manual_login(ctx, host, exc)
-    with server:
+    with server:  # the port is released however this ends, Ctrl+C included
         url = login_url(host, server.url)
-        cancelled = _wait_for_login(ctx, server, attempt, url, deadline,
-                                    not args["--no-browser"])
+        opening = not args["--no-browser"]
+        _announce(ctx, url, opening)
+        _wait(ctx, server, attempt, deadline, _BrowserOpening(ctx, url) if opening else None)
         server.finish()  # a token already being checked is seen through
-    return _report(ctx, attempt, cancelled)
+    return _report(ctx, attempt)
 
 
 def login_url(host: str, callback_url: str) -> str:
@@ -204,11 +200,11 @@ def login_url(host: str, callback_url: str) -> str:
 
 
 class _Attempt:
-    """on_token for the callback server: validate and store one token, remember the outcome."""
+    """on_token for the callback server: validate and store a token, remember the outcome."""
 
     def __init__(self, ctx: Context, host: str) -> None:
         self.ctx, self.host = ctx, host
-        self.profile: dict | None = None
+        self.profile: Profile | None = None
         self.error: RexecError | None = None
 
     def __call__(self, token: str) -> tuple[bool, str]:
@@ -226,18 +222,6 @@ class _Attempt:
         return error
 
 
-def _wait_for_login(ctx: Context, server: CallbackServer, attempt: _Attempt, url: str,
-                    deadline: float, open_browser: bool) -> bool:
-    """Print the seed's lines, open the browser, wait; True when cancelled with Ctrl+C."""
-    try:
-        _announce(ctx, url, open_browser)
-        opening = _BrowserOpening(ctx, url) if open_browser else None
-        _wait(ctx, server, attempt, deadline, opening)
-    except KeyboardInterrupt:
-        return True
-    return False
-
-
 class _BrowserOpening:
     """The browser, opened from a thread: webbrowser waits for a $BROWSER command or a
     console browser to exit, and a real browser started from a terminal stays open, so the
@@ -247,7 +231,7 @@ class _BrowserOpening:
         import threading
 
         self._ctx = ctx
-        self._outcome: list = []
+        self._outcome: list[bool] = []
         self._reported = False
         threading.Thread(target=lambda: self._outcome.append(ctx.open_browser(url)),
                          name="rexec-login:browser", daemon=True).start()
@@ -278,12 +262,12 @@ def _announce(ctx: Context, url: str, opening: bool) -> None:
 def _wait(ctx: Context, server: CallbackServer, attempt: _Attempt, deadline: float,
           opening: _BrowserOpening | None) -> None:
     """Until a token has been handled or the deadline passes: tick, and take pasted lines."""
-    pasted = _PastedLines(ctx.stdin)
-    countdown = _Countdown(ctx)
-    with _hidden_input(ctx):
+    pasted = ctx.terminal.pasted()
+    countdown = ctx.terminal.countdown()
+    with ctx.terminal.hidden():
         try:
             while not server.done():
-                left = deadline - time.monotonic()
+                left = deadline - ctx.monotonic()
                 if left <= 0:
                     return
                 if opening is not None:
@@ -293,24 +277,22 @@ def _wait(ctx: Context, server: CallbackServer, attempt: _Attempt, deadline: flo
                     server.wait(min(POLL, left))
                     continue
                 for line in pasted.read(min(POLL, left)):
-                    _take_pasted(ctx, server, attempt, line, countdown)
+                    if line.strip():
+                        countdown.clear()
+                        _take_pasted(ctx, server, attempt, line)
         finally:
             countdown.clear()
 
 
-def _take_pasted(ctx: Context, server: CallbackServer, attempt: _Attempt, line: str,
-                 countdown: _Countdown) -> None:
+def _take_pasted(ctx: Context, server: CallbackServer, attempt: _Attempt, line: str) -> None:
     """A pasted address is checked like a request (nonce and all); a bare token as it is.
 
     A pasted token that is refused is reported and the wait goes on (the nonce stays
     valid): the person may have pasted the wrong line.
     """
-    if not line.strip():
-        return
     token, problem = server.check_pasted(line)
     if token is not None and tokens.kind(token) is None:
         token, problem = None, NOT_A_TOKEN  # e.g. cut short by the terminal: paste again
-    countdown.clear()
     if token is None:
         ctx.warn(problem or NOT_A_TOKEN)
         return
@@ -321,14 +303,12 @@ def _take_pasted(ctx: Context, server: CallbackServer, attempt: _Attempt, line: 
             ctx.warn(error.message)
 
 
-def _report(ctx: Context, attempt: _Attempt, cancelled: bool) -> int:
+def _report(ctx: Context, attempt: _Attempt) -> int:
     if attempt.profile is not None:
         ctx.success(f"Successfully logged in as {_who(attempt.profile)}")
         return 0
     if attempt.error is not None:
         raise attempt.error
-    if cancelled:
-        raise Interrupted("Login cancelled.")
     raise AuthError("Login timed out. Please try again.")
 
 
@@ -342,115 +322,9 @@ def _manual_login(ctx: Context, host: str, exc: OSError) -> int:
     ctx.out("2. Click on 'API Tokens' section")
     ctx.out("3. Generate a new token and copy it")
     ctx.out()
-    token = _prompt_token(ctx)
+    token = ctx.terminal.ask(PASTE_PROMPT)
     if not token:
         raise AuthError("Cancelled")
     profile = establish(ctx, host, token)
     ctx.success(f"Logged in as {_who(profile)}")
     return 0
-
-
-def _prompt_token(ctx: Context) -> str:
-    """Without echo on a terminal; a line from stdin otherwise; '' at EOF."""
-    try:
-        if ctx.stdin_is_tty:
-            return ctx.read_secret(PASTE_PROMPT).strip()
-        ctx.stdout.write(PASTE_PROMPT)
-        ctx.stdout.flush()
-        line = ctx.stdin.readline(MAX_LINE)
-        ctx.out()
-    except EOFError:
-        return ""
-    except KeyboardInterrupt:
-        raise Interrupted("Login cancelled.") from None
-    return line.decode("utf-8", "replace").strip()
-
-
-class _PastedLines:
-    """Lines pasted on stdin while waiting, read without ever blocking the wait."""
-
-    def __init__(self, stream: IO[bytes]) -> None:
-        self._stream = stream
-        self._fd = _fileno(stream)
-        self._partial = b""
-        self.open = True
-
-    def read(self, timeout: float) -> list:
-        """The complete lines that arrive within timeout seconds (and the rest at EOF)."""
-        chunk = self._chunk(timeout)
-        if chunk is None:
-            return []
-        if not chunk or self._fd is None:
-            self.open = False
-        lines = (self._partial + chunk).split(b"\n")
-        self._partial = lines.pop() if self.open else b""
-        if len(self._partial) > MAX_LINE:
-            self._partial = b""  # not something anyone pasted
-        return [line.decode("utf-8", "replace") for line in lines]
-
-    def _chunk(self, timeout: float) -> bytes | None:
-        if self._fd is None:  # an in-memory stream: all it will ever hold is there now
-            return self._stream.read(MAX_LINE)
-        try:
-            if not select.select([self._fd], [], [], timeout)[0]:
-                return None
-            # os.read, not the buffered stream: it returns what is there without waiting
-            # for more, and leaves no thread holding the stream's lock at exit.
-            return os.read(self._fd, 4096)
-        except (OSError, ValueError):
-            return b""
-
-
-def _fileno(stream: object) -> int | None:
-    try:
-        return int(stream.fileno())  # type: ignore[attr-defined]
-    except (AttributeError, OSError, ValueError):
-        return None
-
-
-@contextmanager
-def _hidden_input(ctx: Context) -> Iterator[None]:
-    """Terminal echo off while waiting, so a pasted address or token is not shown."""
-    fd = _fileno(ctx.stdin) if ctx.stdin_is_tty else None
-    saved = None
-    if fd is not None:
-        import termios
-
-        try:
-            saved = termios.tcgetattr(fd)
-            quiet = termios.tcgetattr(fd)
-            quiet[3] &= ~termios.ECHO
-            termios.tcsetattr(fd, termios.TCSANOW, quiet)
-        except (OSError, termios.error):
-            saved = None
-    try:
-        yield
-    finally:
-        if saved is not None:
-            termios.tcsetattr(fd, termios.TCSANOW, saved)
-
-
-class _Countdown:
-    """The time left, rewritten in place on a terminal; nothing on a pipe."""
-
-    def __init__(self, ctx: Context) -> None:
-        self._ctx = ctx
-        self._shown = ""
-
-    def show(self, left: float) -> None:
-        if not self._ctx.stdout_is_tty:
-            return
-        seconds = math.ceil(left)
-        text = f"Time left: {seconds // 60}:{seconds % 60:02d}"
-        if text != self._shown:
-            self._write(f"\r{text}\033[K")
-            self._shown = text
-
-    def clear(self) -> None:
-        if self._shown:
-            self._write("\r\033[K")
-            self._shown = ""
-
-    def _write(self, text: str) -> None:
-        self._ctx.stdout.write(text)
-        self._ctx.stdout.flush()

@@ -34,13 +34,14 @@ from ..errors import RexecError, UsageError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from ..context import Context
+    from ..accounts import Login
+    from ..context import Args, Context
     from ..store import State
 
 SESSION_BUDGET = 10.0  # seconds for the server calls of one logout
 
 
-def run(args: dict, ctx: Context) -> int:
+def run(args: Args, ctx: Context) -> int:
     """Choose the logins, end their sessions, remove them, say what happened."""
     state, corrupted = ctx.storage.load_lenient()
     chosen = _choose(state, args)
@@ -56,7 +57,7 @@ def run(args: dict, ctx: Context) -> int:
     return 0
 
 
-def _choose(state: State, args: dict) -> list:
+def _choose(state: State, args: Args) -> list[Login]:
     """The (account, is_active) pairs to log out."""
     if args["--all"]:
         return state.logins()
@@ -71,18 +72,18 @@ def _choose(state: State, args: dict) -> list:
     return found
 
 
-def _forget(state: State, chosen: list) -> None:
+def _forget(state: State, chosen: list[Login]) -> None:
     for account, active in chosen:
         state.log_out(account, active)
 
 
-def _end_sessions(ctx: Context, chosen: list) -> None:
+def _end_sessions(ctx: Context, chosen: list[Account]) -> None:
     """End the session of each JWT login on its server, all at once, within SESSION_BUDGET;
     warn for each one that could not be ended."""
     import threading
 
     jwt_logins = [a for a in chosen if a.session_id]
-    outcome: dict = {}  # token → None when ended, else why not
+    outcome: dict[str, str | None] = {}  # token → None when ended, else why not
 
     def end(account: Account) -> None:
         try:
@@ -105,7 +106,7 @@ def _end_sessions(ctx: Context, chosen: list) -> None:
                      f"{account.host}/settings")
 
 
-def _report(ctx: Context, args: dict, chosen: list, before: State) -> None:
+def _report(ctx: Context, args: Args, chosen: list[Login], before: State) -> None:
     if args["--all"]:
         count = len(chosen)
         ctx.success(f"Logged out of {count} login{'s' if count != 1 else ''}; "

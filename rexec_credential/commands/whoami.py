@@ -41,7 +41,10 @@ from ..errors import AuthError, RexecError, ServiceError, TokenRejected
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from ..context import Context
+    from typing import Any
+
+    from ..api import Profile
+    from ..context import Args, Context
 
 RULE = "─" * 29
 KINDS = {"api": "API token", "jwt": "JWT"}
@@ -59,7 +62,7 @@ class _Login:
         self.account = account
         self.source = source  # "env" (REXEC_TOKEN), "config" (config.json), "credentials"
         self.active = active  # the active login of config.json
-        self.profile: dict | None = None
+        self.profile: Profile | None = None
         self.state = VALID
         self.error: str | None = None
 
@@ -83,14 +86,14 @@ class _Login:
                 raise
             self.state, self.error = UNREACHABLE, exc.message
 
-    def facts(self) -> dict:
+    def facts(self) -> dict[str, Any]:
         """The --porcelain/--json keys."""
-        profile = self.profile or {}
-        role = "" if not profile else ("admin" if profile.get("is_admin") else "user")
+        profile = self.profile
+        role = "" if profile is None else ("admin" if profile["is_admin"] else "user")
         return {
-            "username": profile.get("username") or self.account.username,
-            "email": profile.get("email") or self.account.email,
-            "tier": profile.get("tier") or self.account.tier,
+            "username": profile["username"] if profile else self.account.username,
+            "email": (profile and profile["email"]) or self.account.email,
+            "tier": (profile and profile["tier"]) or self.account.tier,
             "role": role,
             "host": self.account.host,
             "token_source": "env" if self.source == "env" else "config",
@@ -99,7 +102,7 @@ class _Login:
         }
 
 
-def run(args: dict, ctx: Context) -> int:
+def run(args: Args, ctx: Context) -> int:
     """Fetch /api/profile for one login, or for every login with --all."""
     if args["--all"]:
         return _all(args, ctx)
@@ -122,7 +125,7 @@ def run(args: dict, ctx: Context) -> int:
     return 0
 
 
-def _all(args: dict, ctx: Context) -> int:
+def _all(args: Args, ctx: Context) -> int:
     import threading
 
     state = ctx.storage.load()
@@ -153,7 +156,7 @@ def _all(args: dict, ctx: Context) -> int:
     return 0
 
 
-def _print(ctx: Context, args: dict, logins: list, single: bool) -> None:
+def _print(ctx: Context, args: Args, logins: list[_Login], single: bool) -> None:
     if args["--json"]:
         objects = [_json_object(login, single) for login in logins]
         ctx.out(json.dumps(objects[0] if single else objects, ensure_ascii=False))
@@ -168,7 +171,7 @@ def _print(ctx: Context, args: dict, logins: list, single: bool) -> None:
             _block(ctx, login, single)
 
 
-def _json_object(login: _Login, single: bool) -> dict:
+def _json_object(login: _Login, single: bool) -> dict[str, Any]:
     obj = login.facts()
     if not single:
         obj.update(active=login.active, state=login.state, error=login.error)

@@ -13,6 +13,7 @@ import shlex
 import subprocess
 import sys
 import tempfile
+from typing import Dict, List, Optional
 
 from .scripted_browser import browser_command
 from .service import StandIn
@@ -20,13 +21,15 @@ from .service import StandIn
 BIN = os.path.dirname(sys.executable)
 
 
-def run(argv: list, env: dict, stdin: str = "") -> subprocess.CompletedProcess:
+def run(argv: List[str], env: Dict[str, str], stdin: str = ""
+        ) -> subprocess.CompletedProcess[bytes]:
     """Run an installed executable."""
     return subprocess.run([os.path.join(BIN, argv[0]), *argv[1:]], input=stdin.encode(),
                           env=env, capture_output=True, timeout=120)
 
 
-def show(argv: list, env: dict, stdin: str = "", shown: str | None = None) -> int:
+def show(argv: List[str], env: Dict[str, str], stdin: str = "", shown: Optional[str] = None
+         ) -> int:
     """Print a command as a person would type it, run it, print what it printed."""
     print(f"$ {shown or shlex.join(argv)}", flush=True)
     proc = run(argv, env, stdin)
@@ -88,8 +91,9 @@ def main() -> int:
         return 1 if failed else 0
 
 
-def _password(proc: subprocess.CompletedProcess) -> str:
-    for line in proc.stdout.decode().splitlines():
+def _password(proc: subprocess.CompletedProcess[bytes]) -> str:
+    text: str = proc.stdout.decode()
+    for line in text.splitlines():
         if line.startswith("password="):
             return line.split("=", 1)[1]
     return ""

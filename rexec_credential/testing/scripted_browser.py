@@ -60,7 +60,7 @@ class _KeepRedirects(urllib.request.HTTPRedirectHandler):
 
 
 def _opener(follow: bool) -> urllib.request.OpenerDirector:
-    handlers: list = [urllib.request.ProxyHandler({})]
+    handlers: List[urllib.request.BaseHandler] = [urllib.request.ProxyHandler({})]
     if not follow:
         handlers.append(_KeepRedirects())
     return urllib.request.build_opener(*handlers)

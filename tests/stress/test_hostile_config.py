@@ -12,9 +12,9 @@ import tempfile
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from rexec_credential.config import ConfigFile
 
 from rexec_credential import precedence, store, tokens
-from rexec_credential.config import ConfigFile
 from rexec_credential.errors import RexecError, StorageError
 
 from . import rounds
