@@ -131,3 +131,10 @@ def pytest_configure(config):
     # Read by tests/stress at import time, where round counts are fixed.
     if config.getoption("--full"):
         os.environ["REXEC_STRESS_FULL"] = "1"
+
+
+def pytest_collection_modifyitems(config, items):
+    """Everything under tests/stress carries the `stress` marker."""
+    for item in items:
+        if "stress" in Path(str(item.fspath)).parts:
+            item.add_marker(pytest.mark.stress)

@@ -19,6 +19,8 @@ import time
 import pytest
 from conftest import BIN_DIR, run_bin
 
+pytestmark = pytest.mark.browser
+
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-proxy-server"]

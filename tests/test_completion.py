@@ -13,6 +13,8 @@ from pathlib import Path
 import pytest
 from helpers import log_in
 
+pytestmark = pytest.mark.shells
+
 COMPLETIONS = Path(__file__).resolve().parent.parent / "completions"
 COMMANDS = ["rexec-login", "rexec-logout", "rexec-whoami", "rexec-credential",
             "git-credential-rexec"]

@@ -1,5 +1,5 @@
 """Real `git clone` and `git push` over smart HTTP (tests/githttp.py, on 127.0.0.1) with
-`credential.helper=rexec` as the only credential source and GIT_TERMINAL_PROMPT=0. The git_server
+`credential.helper=rexec` as the only credential source and GIT_TERMINAL_PROMPT=0. The server
 takes a Basic password only if the stand-in Rexec service validates it as a token."""
 
 from __future__ import annotations
@@ -7,9 +7,12 @@ from __future__ import annotations
 import json
 import subprocess
 
+import pytest
 from conftest import run_bin
 from githttp import clone, git
 from helpers import credentials, log_in
+
+pytestmark = pytest.mark.git
 
 
 def set_login(config_path, host: str, token: str) -> None:

@@ -26,6 +26,8 @@ import pytest
 from conftest import BIN_DIR
 from helpers import storage
 
+pytestmark = pytest.mark.git
+
 
 def _git_version() -> tuple:
     out = subprocess.run(["git", "--version"], capture_output=True, text=True, check=True).stdout

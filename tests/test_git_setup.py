@@ -12,6 +12,8 @@ from conftest import run_bin
 from githttp import clone
 from helpers import log_in
 
+pytestmark = pytest.mark.git
+
 EXISTING = """\
 [user]
 \tname = Someone

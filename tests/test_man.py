@@ -424,6 +424,7 @@ _OFFLINE = ("NewConnectionError", "Temporary failure in name resolution", "Proxy
             "No matching distribution found", "Network is unreachable")
 
 
+@pytest.mark.packaging
 def test_pip_install_puts_the_pages_where_man_finds_them(tmp_path, standin):
     """`pip install .` into a fresh venv, then `man -M <venv>/share/man -w <page>`; the
     installed executables work."""

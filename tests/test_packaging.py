@@ -17,6 +17,8 @@ import pytest
 
 import rexec_credential
 
+pytestmark = pytest.mark.packaging
+
 REPO = Path(__file__).resolve().parent.parent
 # Taken at import, before the autouse fixture empties HOME and the proxy variables:
 # building and pipx reach PyPI with them.
