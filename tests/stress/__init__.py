@@ -1,4 +1,4 @@
-"""The stress suite (issue 6): `pytest tests/stress --full` runs the README's figures."""
+"""The stress suite: `pytest tests/stress --full` runs the README's figures."""
 
 from __future__ import annotations
 

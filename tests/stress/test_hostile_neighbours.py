@@ -8,10 +8,15 @@ ones hold sockets open, and still completes the genuine login through the stand-
 /cli-login form flow within a few seconds, having handed no attacker's token to the
 service. 2,000 bad requests with --full (the README's figure), 300 otherwise.
 
-Symbolic links planted at the config path, its lock, its temporary files and its backup
-names (`config.json.corrupt-<UTC time>[-N]` for this second and the next two) never make a
-command write through them; a config directory owned by another user is refused for
-writes; a config file readable by others is reported and tightened on the next write.
+Files planted in ~/.rexec, at both files (config.json, credentials.json), the lock, the
+temporary names (`.config.json.tmp-<pid>`, `.credentials.json.tmp-<pid>` for the next 300
+pids) and the backup names (`<file>.corrupt-<UTC time>[-N]` for this second and the next
+two): symbolic links (to a file, dangling), hard links, FIFOs, and files and directories
+owned by another user (uid 65534). No command ever writes through a link, waits on a
+FIFO or writes into a planted directory; what it cannot use it refuses (exit 4, one line)
+or steps around. A config directory owned by another user is refused for writes; a file
+owned by another user, or readable by others, is reported and replaced (ours, 0600) by
+the next write of that file.
 """
 
 from __future__ import annotations
@@ -365,10 +370,14 @@ def test_callback_accepts_a_burst_of_concurrent_connections_without_dropping_one
     assert max(o[2] for o in outcomes) < 0.5
 
 
-# -- files planted beside the config ---------------------------------------------------------
+# -- files planted in ~/.rexec -----------------------------------------------------------------
 
 VICTIM = b'{"host": "https://victim.example", "token": "victim-secret"}\n'
 UNRELATED = b"protocol=https\nhost=victim.example\nusername=u\npassword=p\n"
+FOREIGN_UID = 65534
+FILES = ["config.json", "credentials.json"]
+TMP_PREFIXES = {"config.json": ".config.json.tmp-", "credentials.json": ".credentials.json.tmp-"}
+root_only = pytest.mark.skipif(os.geteuid() != 0, reason="needs root to chown")
 
 
 def commands(svc) -> list:
@@ -385,8 +394,19 @@ def commands(svc) -> list:
     ]
 
 
+# Which file each command writes in these scenarios (a janedoe login, then the command):
+# store keeps an unrelated credential (credentials.json only); erase names the login's host,
+# so it drops the active login (config.json; its account too); login writes both.
+WRITES = {
+    "login --token -": {"config.json", "credentials.json"},
+    "credential store": {"credentials.json"},
+    "credential erase": {"config.json", "credentials.json"},
+    "logout": {"config.json", "credentials.json"},
+}
+
+
 def run(argv: list, stdin) -> object:
-    result = run_bin(argv[0], *argv[1:], stdin=stdin)
+    result = run_bin(argv[0], *argv[1:], stdin=stdin, timeout=20)
     assert "Traceback" not in result.err, result
     lines = result.err.splitlines()
     errors = [line for line in lines if not line.startswith("warning: ")]
@@ -399,9 +419,23 @@ def log_in(svc) -> None:
     assert run_bin("rexec-login", "--token", "-", "--host", svc.url, stdin=token).code == 0
 
 
+def empty(directory: Path) -> None:
+    if directory.exists():
+        for entry in directory.iterdir():
+            if entry.is_dir() and not entry.is_symlink():
+                entry.rmdir()
+            else:
+                entry.unlink()
+
+
 def last_pid() -> int:
     with open("/proc/sys/kernel/ns_last_pid") as f:
         return int(f.read())
+
+
+def likely_tmp_names(directory: Path, prefix: str, count: int = 300) -> list:
+    first = last_pid() + 1
+    return [directory / f"{prefix}{pid}" for pid in range(first, first + count)]
 
 
 class Victim:
@@ -425,164 +459,303 @@ class Victim:
 
 
 @pytest.mark.parametrize("dangling", [False, True], ids=["to a file", "dangling"])
-@pytest.mark.parametrize("where", ["config.json", "config.json.lock", ".config.json.tmp-<pid>"])
+@pytest.mark.parametrize("where", ["config.json", "credentials.json", "config.json.lock",
+                                   ".config.json.tmp-<pid>", ".credentials.json.tmp-<pid>"])
 def test_planted_symlink_is_never_written_through(standin, config_path, tmp_path, where,
                                                   dangling):
-    """A symbolic link at the config path, its lock, or every likely temporary-file name,
-    pointing at another file (or at nothing): login --token, credential store/erase/get,
-    whoami and logout never change that file's bytes or mode, nor create it; a link at the
-    config itself is refused (exit 4, one line naming it)."""
+    """A symbolic link at either file, the lock, or every likely temporary-file name of
+    either file, pointing at another file (or at nothing): login --token, credential
+    store/erase/get, whoami and logout never change that file's bytes or mode, nor create
+    it; a link at either file is refused (exit 4, one line naming it) by all but logout."""
     victim = Victim(tmp_path, dangling)
     config_dir = config_path.parent
     for name, argv, stdin, allowed in commands(standin):
-        if config_dir.exists():
-            for entry in config_dir.iterdir():
-                entry.unlink()
+        empty(config_dir)
         log_in(standin)  # a genuine login beside the link, so each command has work to do
-        if where == "config.json":
-            config_path.unlink()
-            targets = [config_path]
-        elif where == "config.json.lock":
-            targets = [config_dir / "config.json.lock"]
+        if where in ("config.json", "credentials.json", "config.json.lock"):
+            targets = [config_dir / where]
             targets[0].unlink()
         else:
-            first = last_pid() + 1
-            targets = [config_dir / f".config.json.tmp-{pid}" for pid in range(first, first + 300)]
+            targets = likely_tmp_names(config_dir, where[:-len("<pid>")])
         for target in targets:
             os.symlink(victim.path, target)
         result = run(argv, stdin)
         label = f"{name} with a link at {where}"
         assert result.code in allowed, (label, result)
         victim.check(label)
-        if where == "config.json" and name != "logout":
+        if where in FILES and name != "logout":
             assert result.code == 4 and "symbolic link" in result.err, (label, result)
-            assert os.readlink(config_path) == str(victim.path)
-        if where == ".config.json.tmp-<pid>":
+            assert str(config_dir / where) in result.err, (label, result)
+            assert os.readlink(config_dir / where) == str(victim.path)
+        if where.endswith("<pid>"):
             assert result.code == 0, (label, result)
         for target in targets:
             assert not os.path.lexists(target) or os.readlink(target) == str(victim.path)
 
 
-def test_hard_link_at_the_config_path_is_replaced_not_written_through(standin, config_path,
-                                                                      tmp_path):
-    """config.json hard-linked to another file: every write replaces the directory entry,
+@pytest.mark.parametrize("file", FILES)
+def test_hard_link_at_either_file_is_replaced_not_written_through(standin, config_path,
+                                                                  tmp_path, file):
+    """Either file hard-linked to another file: every write replaces the directory entry,
     so the other file's bytes never change."""
     victim = Victim(tmp_path, dangling=False)
+    path = config_path.parent / file
     for name, argv, stdin, allowed in commands(standin)[:3]:
+        empty(config_path.parent)
         log_in(standin)
-        config_path.unlink()
-        victim.path.write_bytes(json.dumps({"host": standin.url, "token": "x" * 8}).encode())
+        victim.path.write_bytes(path.read_bytes())  # what the file holds, so it is used
         victim.path.chmod(0o600)
         before = victim.path.read_bytes()
-        os.link(victim.path, config_path)
+        path.unlink()
+        os.link(victim.path, path)
         result = run(argv, stdin)
-        assert result.code in allowed, (name, result)
+        assert result.code == 0, (name, result)
         assert victim.path.read_bytes() == before, name
-        config_path.unlink()
+        if file in WRITES[name]:
+            assert path.stat().st_ino != victim.path.stat().st_ino, f"{name}: not replaced"
 
 
-def backup_names(config_path: Path, seconds: int = 3, suffixes: int = 3) -> list:
-    """Where config.py's _move_aside would put a backup this second and the next ones."""
+def backup_names(path: Path, seconds: int = 3, suffixes: int = 3) -> list:
+    """Where a corrupted file would be moved aside this second and the next ones."""
     now = time.time()
     names = []
     for ahead in range(seconds):
         stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(now + ahead))
-        base = f"{config_path}.corrupt-{stamp}"
+        base = f"{path}.corrupt-{stamp}"
         names += [Path(base)] + [Path(f"{base}-{n}") for n in range(1, suffixes + 1)]
     return names
 
 
-@pytest.mark.parametrize("dangling", [False, True], ids=["to a file", "dangling"])
-def test_symlinks_at_the_backup_names_are_never_written_through(standin, config_path, tmp_path,
-                                                                dangling):
-    """A corrupted config plus links at every backup name for this second and the next two
-    (with -1..-3 suffixes): a command that must write moves the corrupted file to a fresh
-    0600 backup (named on stderr) and never writes through a link; readers report the
-    corruption (exit 4) and move nothing; logout removes the file."""
-    victim = Victim(tmp_path, dangling)
+# The commands that must rewrite a corrupted file (and so move it aside first): with either
+# file corrupted there is no login for erase to drop, nor does store touch config.json.
+MOVES = {"config.json": {"login --token -"},
+         "credentials.json": {"login --token -", "credential store"}}
+PLANTS = ["symlink to a file", "dangling symlink", "file of another user",
+          "directory of another user", "fifo"]
+
+
+class Planted:
+    """Things planted at a list of names, and the check that they are as they were."""
+
+    def __init__(self, how: str, victim: Victim | None) -> None:
+        self.how, self.victim, self.paths = how, victim, []
+
+    def at(self, path: Path) -> None:
+        if "symlink" in self.how:
+            os.symlink(self.victim.path, path)
+        elif self.how == "file of another user":
+            path.write_bytes(VICTIM)
+            os.chown(path, FOREIGN_UID, FOREIGN_UID)
+            path.chmod(0o644)
+        elif self.how == "directory of another user":
+            path.mkdir(mode=0o755)
+            os.chown(path, FOREIGN_UID, FOREIGN_UID)
+        else:
+            os.mkfifo(path, 0o600)
+        self.paths.append(path)
+
+    def check(self, label: str, may_be_removed: bool = False) -> None:
+        if self.victim is not None:
+            self.victim.check(label)
+        for path in self.paths:
+            if not os.path.lexists(path):
+                assert may_be_removed, f"{label}: {path.name} removed"
+                continue
+            info = os.lstat(path)
+            if "symlink" in self.how:
+                assert os.readlink(path) == str(self.victim.path), label
+            elif self.how == "file of another user":
+                assert stat.S_ISREG(info.st_mode) and path.read_bytes() == VICTIM, label
+                assert (info.st_uid, stat.S_IMODE(info.st_mode)) == (FOREIGN_UID, 0o644), label
+            elif self.how == "directory of another user":
+                assert stat.S_ISDIR(info.st_mode) and info.st_uid == FOREIGN_UID, label
+                assert os.listdir(path) == [], f"{label}: wrote into {path.name}"
+            else:
+                assert stat.S_ISFIFO(info.st_mode), label
+
+
+def planted(how: str, tmp_path: Path) -> Planted:
+    victim = Victim(tmp_path, how == "dangling symlink") if "symlink" in how else None
+    return Planted(how, victim)
+
+
+@root_only
+@pytest.mark.parametrize("how", PLANTS)
+@pytest.mark.parametrize("file", FILES)
+def test_things_at_the_backup_names_are_never_written_through(standin, config_path, tmp_path,
+                                                              file, how):
+    """A corrupted config.json or credentials.json plus a link, a foreign file or directory
+    or a FIFO at every backup name for this second and the next two (with -1..-3 suffixes):
+    a command that must write that file moves it to a fresh 0600 backup (named on stderr)
+    and never writes through, into or over what was planted, nor waits on it; readers
+    report the corruption (exit 4) and move nothing; a command that need not write it
+    leaves it; logout removes it."""
+    plants = planted(how, tmp_path)
+    directory = config_path.parent
+    path = directory / file
     corrupted = b'{"host": "https://rexec.pipeops.io", "token": "rexec_' + b"9" * 40 + b'"'
     for name, argv, stdin, allowed in commands(standin):
-        config_path.parent.mkdir(mode=0o700, exist_ok=True)
-        for entry in config_path.parent.iterdir():
-            entry.unlink()
-        config_path.write_bytes(corrupted)
-        config_path.chmod(0o600)
-        links = backup_names(config_path)
-        for link in links:
-            os.symlink(victim.path, link)
+        directory.mkdir(mode=0o700, exist_ok=True)
+        empty(directory)
+        if file == "credentials.json":
+            log_in(standin)  # a valid config.json beside it
+        path.write_bytes(corrupted)
+        path.chmod(0o600)
+        plants.paths = []
+        for link in backup_names(path):
+            plants.at(link)
         result = run(argv, stdin)
-        label = f"{name} on a corrupted config"
+        label = f"{name} on a corrupted {file}, {how} at its backup names"
         assert result.code in allowed, (label, result)
-        victim.check(label)
-        for link in links:
-            assert os.readlink(link) == str(victim.path), label
-        backups = [p for p in config_path.parent.iterdir()
-                   if ".corrupt-" in p.name and not p.is_symlink()]
+        plants.check(label)
+        backups = [p for p in directory.iterdir()
+                   if ".corrupt-" in p.name and p not in plants.paths]
         if name in ("credential get", "whoami"):
             assert result.code == 4 and "is corrupted" in result.err, (label, result)
-            assert config_path.read_bytes() == corrupted and backups == []
+            assert path.read_bytes() == corrupted and backups == []
         elif name == "logout":
-            assert result.code == 0 and not config_path.exists() and backups == []
-        else:
+            assert result.code == 0 and not path.exists() and backups == [], (label, result)
+        elif name in MOVES[file]:
             assert result.code == 0, (label, result)
             assert len(backups) == 1 and backups[0].read_bytes() == corrupted, label
+            assert stat.S_ISREG(os.lstat(backups[0]).st_mode)
             assert stat.S_IMODE(backups[0].stat().st_mode) == 0o600
-            assert result.err == f"warning: configuration file was corrupted; moved it to " \
-                                 f"{backups[0]}\n", label
+            moved = f"warning: configuration file was corrupted; moved it to {backups[0]}"
+            assert moved in result.err.splitlines(), label
+        else:  # nothing it must change is in the corrupted file: it is not rewritten
+            assert (result.code, result.err) == (0, ""), (label, result)
+            assert path.read_bytes() == corrupted and backups == [], label
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to chown the directory")
+@root_only
+@pytest.mark.parametrize("how", ["file of another user", "directory of another user", "fifo"])
+def test_things_at_the_temporary_names_are_never_written_through(standin, config_path,
+                                                                 tmp_path, how):
+    """A foreign file, a foreign directory or a FIFO at the next 300 temporary names of both
+    files: every command finishes (no FIFO waited on), nothing is written into or through
+    them; a writer clears the leftovers of the files it writes (a killed writer's may hold a
+    token), and a directory at its own temporary name makes it refuse (exit 4, "cannot
+    write") rather than write elsewhere."""
+    directory = config_path.parent
+    for name, argv, stdin, allowed in commands(standin):
+        empty(directory)
+        log_in(standin)
+        plants = {file: planted(how, tmp_path) for file in FILES}
+        for file, plant in plants.items():
+            for target in likely_tmp_names(directory, TMP_PREFIXES[file]):
+                plant.at(target)
+        result = run(argv, stdin)
+        label = f"{name} with a {how} at the temporary names"
+        assert result.code in allowed, (label, result)
+        writes = WRITES.get(name, set())
+        if how == "directory of another user" and writes and result.code:
+            assert result.code == 4 and result.err.startswith("cannot write"), (label, result)
+        else:
+            assert result.code == 0, (label, result)
+        for file, plant in plants.items():
+            plant.check(label, may_be_removed=file in writes and how != "directory of another "
+                                                                        "user")
+            if file in writes and how != "directory of another user" and result.code == 0:
+                left = [p for p in plant.paths if os.path.lexists(p)]
+                assert not left, f"{label}: {file}'s leftovers not cleared: {left[:3]}"
+
+
+@root_only
 def test_config_directory_owned_by_another_user_is_refused_for_writes(standin, config_path):
     """~/.rexec owned by uid 65534: login --token, credential store and erase are refused
     (exit 4, one line naming the directory and its owner) and change nothing in it."""
     log_in(standin)
-    os.chown(config_path.parent, 65534, 65534)
-    os.chown(config_path, 65534, 65534)
-    before = config_path.read_bytes()
-    listing = sorted(os.listdir(config_path.parent))
+    directory = config_path.parent
+    os.chown(directory, FOREIGN_UID, FOREIGN_UID)
+    for file in FILES:
+        os.chown(directory / file, FOREIGN_UID, FOREIGN_UID)
+    before = {file: (directory / file).read_bytes() for file in FILES}
+    listing = sorted(os.listdir(directory))
     for name, argv, stdin, _ in commands(standin)[:3]:
         result = run(argv, stdin)
         assert result.code == 4, (name, result)
-        assert result.err.endswith(f"configuration directory {config_path.parent} belongs to "
+        assert result.err.endswith(f"configuration directory {directory} belongs to "
                                    "another user (uid 65534); refusing to write credentials "
                                    "there\n"), name
-        # Reading it first says whose file it is (config.json is chowned too), once at most.
+        # Reading it first says whose file it is (both files are chowned), once at most.
         assert result.err.count("belongs to another user") <= 2, name
-        assert config_path.read_bytes() == before, name
-        assert sorted(os.listdir(config_path.parent)) == listing, name
-        assert stat.S_IMODE(config_path.parent.stat().st_mode) == 0o700
+        assert {file: (directory / file).read_bytes() for file in FILES} == before, name
+        assert sorted(os.listdir(directory)) == listing, name
+        assert stat.S_IMODE(directory.stat().st_mode) == 0o700
 
 
-@pytest.mark.parametrize("writer", ["credential store", "credential erase", "login --token -"])
-def test_loose_config_is_reported_by_readers_and_tightened_by_the_next_write(
-        standin, config_path, writer):
-    """A 0644 config in a 0755 ~/.rexec: whoami and credential get still answer (exit 0) and
-    say so in one stderr line naming the file and its mode; the next write sets 0600/0700,
-    after which nothing is reported."""
+@root_only
+@pytest.mark.parametrize("file, writer", [
+    ("config.json", "login --token -"), ("credentials.json", "credential store"),
+    ("credentials.json", "login --token -"),
+])
+def test_file_owned_by_another_user_is_reported_and_replaced_by_the_next_write(
+        standin, config_path, file, writer):
+    """config.json or credentials.json owned by uid 65534 in our ~/.rexec: get and whoami
+    still answer (exit 0) and say whose it is in one stderr line; the next write of that
+    file replaces it with one of ours (0600), after which nothing is reported."""
+    log_in(standin)
+    host = standin.url[len("http://"):]
+    assert run("rexec-credential store".split(),
+               f"protocol=http\nhost={host}\nusername=other\npassword=p2\n").code == 0
+    path = config_path.parent / file
+    os.chown(path, FOREIGN_UID, FOREIGN_UID)
+    warning = (f"warning: {path} belongs to another user (uid 65534); the credentials in it "
+               "may not be yours\n")
+    whoami = run(["rexec-whoami"], b"")
+    assert (whoami.code, whoami.err) == (0, warning) and "janedoe" in whoami.out
+    get = run(["rexec-credential", "get"], f"protocol=http\nhost={host}\n")
+    assert (get.code, get.err) == (0, warning) and "password=" in get.out
+    argv, stdin = {
+        "credential store": (["rexec-credential", "store"], UNRELATED),
+        "login --token -": (["rexec-login", "--token", "-", "--host", standin.url],
+                            standin.mint_api_token("johndoe")),
+    }[writer]
+    result = run_bin(argv[0], *argv[1:], stdin=stdin)
+    assert result.code == 0 and result.err == warning, result
+    info = path.stat()
+    assert (info.st_uid, stat.S_IMODE(info.st_mode)) == (os.geteuid(), 0o600)
+    again = run(["rexec-credential", "get"], f"protocol=http\nhost={host}\n")
+    assert (again.code, again.err) == (0, "")
+
+
+@pytest.mark.parametrize("file, writer", [
+    ("config.json", "login --token -"), ("config.json", "credential erase (the login)"),
+    ("credentials.json", "credential store"), ("credentials.json", "credential erase"),
+    ("credentials.json", "login --token -"),
+])
+def test_loose_file_is_reported_by_readers_and_tightened_by_the_next_write(
+        standin, config_path, file, writer):
+    """A 0644 config.json or credentials.json in a 0755 ~/.rexec: whoami and credential get
+    still answer (exit 0) and say so in one stderr line naming the file and its mode; the
+    next write of that file sets 0600/0700, after which nothing is reported."""
     log_in(standin)
     host = standin.url[len("http://"):]
     stored = f"protocol=http\nhost={host}\nusername=other\npassword=p2\n"
     assert run("rexec-credential store".split(), stored).code == 0
-    config_path.chmod(0o644)
+    path = config_path.parent / file
+    path.chmod(0o644)
     config_path.parent.chmod(0o755)
-    warning = (f"warning: {config_path} is accessible by others (mode 0644); it holds your "
+    warning = (f"warning: {path} is accessible by others (mode 0644); it holds your "
                "token. It will be set to 0600 on the next write\n")
     whoami = run(["rexec-whoami"], b"")
     assert (whoami.code, whoami.err) == (0, warning) and "janedoe" in whoami.out
     get = run(["rexec-credential", "get"], f"protocol=http\nhost={host}\n")
     assert (get.code, get.err) == (0, warning) and "password=" in get.out
-    assert stat.S_IMODE(config_path.stat().st_mode) == 0o644  # reading changes nothing
+    assert stat.S_IMODE(path.stat().st_mode) == 0o644  # reading changes nothing
 
     argv, stdin = {
         "credential store": (["rexec-credential", "store"], UNRELATED),
         "credential erase": (["rexec-credential", "erase"], stored),
+        "credential erase (the login)": (["rexec-credential", "erase"],
+                                         f"protocol=http\nhost={host}\nusername=janedoe\n"),
         "login --token -": (["rexec-login", "--token", "-", "--host", standin.url],
                             standin.mint_api_token("johndoe")),
     }[writer]
     result = run_bin(argv[0], *argv[1:], stdin=stdin)
-    # login --token reads the file twice (host, then under the lock): warned once all the same.
+    # login --token reads the files twice (host, then under the lock): warned once all the same.
     assert result.code == 0 and result.err == warning, result
-    assert stat.S_IMODE(config_path.stat().st_mode) == 0o600
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert stat.S_IMODE(config_path.parent.stat().st_mode) == 0o700
     again = run(["rexec-credential", "get"], f"protocol=http\nhost={host}\n")
     assert (again.code, again.err) == (0, "")
@@ -591,11 +764,16 @@ def test_loose_config_is_reported_by_readers_and_tightened_by_the_next_write(
 @pytest.mark.parametrize("argv, stdin", [(["rexec-credential", "get"], b""),
                                           (["rexec-credential", "store"], UNRELATED)],
                          ids=["credential get", "credential store"])
-def test_fifo_at_the_config_path_does_not_hang(config_path, argv, stdin):
-    """A FIFO planted at config.json is refused as not a regular file (get: exit 4, one line)
-    or moved aside by a writer; it never blocks git's hot path."""
+@pytest.mark.parametrize("file", FILES)
+def test_fifo_at_either_file_does_not_hang(config_path, file, argv, stdin):
+    """A FIFO planted at config.json or credentials.json is refused as not a regular file
+    (exit 4, one line naming it) by get and store alike, within 2 s: it never blocks git's
+    hot path, and it is left for the user to remove."""
     config_path.parent.mkdir(mode=0o700)
-    os.mkfifo(config_path, 0o600)
+    fifo = config_path.parent / file
+    os.mkfifo(fifo, 0o600)
     result = run_bin(argv[0], *argv[1:], stdin=stdin, timeout=2)
     assert "Traceback" not in result.err and result.err.count("\n") == 1
-    assert result.code == (4 if argv[1] == "get" else 0), result
+    assert result.code == 4 and "not a regular file" in result.err, result
+    assert str(fifo) in result.err
+    assert stat.S_ISFIFO(os.lstat(fifo).st_mode)

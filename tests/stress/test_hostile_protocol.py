@@ -10,7 +10,7 @@ every attribute of a parsed request comes from one whole `key=value` line before
 terminator (or from a `url=` line), so nothing inside a list value ever becomes an
 attribute; a malformed line before the terminator is always rejected; the streaming
 reader agrees with the parser; and `rexec-credential get|store|erase` answers every
-such request with exit 0 or 2, one stderr line, protocol-only stdout, no torn file.
+such request with exit 0 or 2, one stderr line, protocol-only stdout, neither file torn.
 """
 
 from __future__ import annotations
@@ -349,10 +349,15 @@ def test_odd_urls_expand_to_their_parts_or_protocol_error(pairs):
             assert request.get(name) == (later[-1] if later else parts.get(name)), name
 
 
-# What the config holds before each case (the same every time, so a failure replays):
-# an active login and records for the hosts the generated url= lines name.
-SEEDED = json.dumps({
+# What ~/.rexec holds before each case (the same every time, so a failure replays): an
+# active login as the Rexec CLI writes it (config.json, no account of ours) and records
+# for the hosts the generated url= lines name (credentials.json).
+SEEDED_CONFIG = json.dumps({
     "host": "https://rexec.pipeops.io", "token": "rexec_" + "a1" * 20, "username": "me",
+    "email": "", "tier": "",
+}, indent=2).encode()
+SEEDED = json.dumps({
+    "version": 1, "accounts": [],
     "credentials": [
         {"protocol": "https", "host": "example.com", "username": "u", "password": "p\u2028q"},
         {"protocol": "https", "host": "example.com:8443", "username": "u", "password": "p",
@@ -371,13 +376,16 @@ SEEDED = json.dumps({
 @example(b"path=\n", "get")
 def test_credential_command_answers_any_request_with_0_or_2(home, data, operation):
     """10,000 hostile requests through `rexec-credential get|store|erase` in-process, each
-    against the same seeded config: exit 0, or 2 exactly when the request is malformed, with
+    against the same seeded files: exit 0, or 2 exactly when the request is malformed, with
     one fixed stderr line and no output; stdout only ever carries protocol lines that parse
-    back; the config afterwards is whole JSON, 0600 (and untouched by get or a refusal)."""
-    path = home / ".rexec" / "config.json"
-    path.parent.mkdir(mode=0o700, exist_ok=True)
-    path.write_bytes(SEEDED)
-    path.chmod(0o600)
+    back; both files afterwards are whole JSON, 0600 (and untouched by get or a refusal)."""
+    directory = home / ".rexec"
+    directory.mkdir(mode=0o700, exist_ok=True)
+    seeded = {directory / "config.json": SEEDED_CONFIG,
+              directory / "credentials.json": SEEDED}
+    for path, raw in seeded.items():
+        path.write_bytes(raw)
+        path.chmod(0o600)
     try:
         protocol.read(io.BytesIO(data))
         expected = 0
@@ -401,7 +409,8 @@ def test_credential_command_answers_any_request_with_0_or_2(home, data, operatio
         assert len(answer) == len(lines)  # each line one attribute, as git will read them
         if operation != "get":
             assert result.out == ""
-    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
-    assert isinstance(json.loads(path.read_bytes()), dict)
-    if expected or operation == "get":
-        assert path.read_bytes() == SEEDED
+    for path, raw in seeded.items():
+        assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+        assert isinstance(json.loads(path.read_bytes()), dict)
+        if expected or operation == "get":
+            assert path.read_bytes() == raw

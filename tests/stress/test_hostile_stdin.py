@@ -5,10 +5,11 @@ a seeded random.Random: random bytes, valid requests mutated (bit flips, truncat
 NUL, CR and invalid UTF-8 inserted, lines over 65535 bytes, `=`-less and duplicate
 lines, extra line breaks) and random, mutated or genuine tokens. After every run: no
 traceback, an exit status from the command's documented set (and the one its input
-calls for), stderr at most one line when non-zero, and the config file absent or whole
-JSON with mode 0600 (never a partial write). A config seeded with sentinel entries
-before the credential runs is byte-for-byte unchanged by `get`, and its sentinels
-survive `store`/`erase` of unrelated hosts.
+calls for), stderr at most one line when non-zero, and config.json and credentials.json
+each absent or whole JSON with mode 0600 (never a partial write). Both files seeded with
+sentinel entries (the active login in config.json; its account, another login and
+credentials in credentials.json) before the credential runs are byte-for-byte unchanged
+by `get`, and their sentinels survive `store`/`erase` of unrelated hosts.
 """
 
 from __future__ import annotations
@@ -41,15 +42,37 @@ SENTINEL_RECORDS = [
     {"protocol": "http", "host": "127.0.0.1:9", "path": "sentinel.git", "username": "bob",
      "password": "pw-sentinel-3", "password_expiry_utc": 4102444800},
 ]
-SENTINEL_CONFIG = {
+SENTINEL_LOGIN = {
     "host": "https://sentinel.example",
     "token": SENTINEL_TOKEN,
     "username": "sentinel",
     "email": "sentinel@example.com",
     "tier": "pro",
-    "credentials": SENTINEL_RECORDS,
-    "sentinel_unknown_key": {"kept": [1, 2, 3]},
 }
+SENTINEL_CONFIG = {**SENTINEL_LOGIN, "sentinel_unknown_key": {"kept": [1, 2, 3]}}
+SENTINEL_ACCOUNTS = [
+    {**SENTINEL_LOGIN, "created_at": 1_700_000_000},
+    {"host": "https://sentinel-other.example", "token": "rexec_" + "07" * 32,
+     "username": "other", "email": "other@example.com", "tier": "free",
+     "created_at": 1_700_000_000},
+]
+# A copy of the active login's token that git stored for another path: logout removes it.
+COPY_OF_TOKEN = {"protocol": "https", "host": "sentinel-two.example", "username": "copy",
+                 "password": SENTINEL_TOKEN}
+
+
+def sentinel_credentials(records: list) -> dict:
+    return {"version": 1, "sentinel_unknown_key": {"kept": "too"},
+            "accounts": SENTINEL_ACCOUNTS, "credentials": records}
+
+
+def seed_sentinels(directory, records: list) -> None:
+    """Both files as rexec-login and rexec-credential store leave them (0600 in 0700)."""
+    directory.mkdir(mode=0o700, exist_ok=True)
+    for name, data in (("config.json", SENTINEL_CONFIG),
+                       ("credentials.json", sentinel_credentials(records))):
+        (directory / name).write_text(json.dumps(data, indent=2))
+        (directory / name).chmod(0o600)
 SENTINEL_HOSTS = (b"sentinel.example", b"sentinel-two.example", b"127.0.0.1:9")
 # Unrelated entries seeded beside the sentinels, for erase to find (and remove).
 UNRELATED_RECORDS = [
@@ -230,11 +253,23 @@ def check_common(result, allowed: set, label: str, stderr_lines_before: int = 0)
         assert result.err.endswith("\n")
 
 
-def check_sentinels(data: dict, label: str) -> None:
-    for key in ("host", "token", "username", "email", "tier", "sentinel_unknown_key"):
-        assert data.get(key) == SENTINEL_CONFIG[key], f"{label}: lost {key}"
+def check_files(directory) -> tuple:
+    """Both files absent or whole JSON objects, 0600: (config, credentials), None if absent."""
+    return check_config(directory / "config.json"), check_config(directory / "credentials.json")
+
+
+def check_sentinels(found: tuple, label: str) -> None:
+    config, stored = found
+    assert config == SENTINEL_CONFIG, f"{label}: config.json changed"
+    for key in ("version", "sentinel_unknown_key", "accounts"):
+        assert stored.get(key) == sentinel_credentials([])[key], f"{label}: lost {key}"
     for record in SENTINEL_RECORDS:
-        assert record in data.get("credentials", []), f"{label}: lost {record['host']}"
+        assert record in stored.get("credentials", []), f"{label}: lost {record['host']}"
+
+
+def snapshot(directory) -> dict:
+    """Every file in the directory and its bytes."""
+    return {p.name: p.read_bytes() for p in sorted(directory.iterdir())}
 
 
 def check_no_leftovers(directory) -> None:
@@ -272,11 +307,10 @@ def test_credential_helper_survives_hostile_stdin_and_keeps_the_sentinels(
     stderr line, no output); stdout protocol lines only; get answers the sentinel queries,
     never changes a byte; store/erase of unrelated hosts keep every sentinel; 0 tracebacks,
     0 partial writes."""
-    config_path.parent.mkdir(mode=0o700)
-    seed = dict(SENTINEL_CONFIG, credentials=UNRELATED_RECORDS + SENTINEL_RECORDS)
-    config_path.write_text(json.dumps(seed, indent=2) + "\n")
-    config_path.chmod(0o600)
-    seeded = config_path.read_bytes()
+    directory = config_path.parent
+    seeded_records = UNRELATED_RECORDS + SENTINEL_RECORDS
+    seed_sentinels(directory, seeded_records)
+    seeded = snapshot(directory)
     writes = operation != "get"
     bases = UNRELATED + ([] if writes else SENTINEL_QUERIES)
     cases = []
@@ -303,25 +337,25 @@ def test_credential_helper_survives_hostile_stdin_and_keeps_the_sentinels(
             assert writes is False or result.out == "", label
             if kind == "valid" and data in SENTINEL_QUERIES[:3]:
                 assert "password=" in result.out, label
-        current = check_config(config_path)
+        current = check_files(directory)
         if writes:
             check_sentinels(current, label)
         else:
-            assert config_path.read_bytes() == seeded, label
+            assert snapshot(directory) == seeded, label
         return result.code
 
     codes = run_all(one, cases)
-    final = check_config(config_path)
-    kept = len(final["credentials"])
+    final = check_files(directory)
+    kept = len(final[1]["credentials"])
     print(f"\n{executable} {operation}: {len(codes)} payloads, {tally(codes)}; "
-          f"{len(seed['credentials'])} stored credentials before, {kept} after")
+          f"{len(seeded_records)} stored credentials before, {kept} after")
     assert len(codes) == N and 2 in codes and 0 in codes
     check_sentinels(final, "after the run")
-    check_no_leftovers(config_path.parent)
+    check_no_leftovers(directory)
     if operation == "store":  # the unrelated requests were stored, beside the sentinels
-        assert kept > len(seed["credentials"])
+        assert kept > len(seeded_records)
     if operation == "erase":  # and erased, around the sentinels
-        assert kept < len(seed["credentials"])
+        assert kept < len(seeded_records)
 
 
 # -- rexec-login --token - and the port-taken manual path -----------------------------------
@@ -390,7 +424,7 @@ def test_login_survives_hostile_stdin(standin, config_path, login_tokens, manual
             assert result.err.count("\n") == warned + 1, label
         for token in good + bad:
             assert token.decode() not in result.out + result.err, label
-        check_config(config_path)
+        check_files(config_path.parent)
         return result.code
 
     try:
@@ -400,8 +434,13 @@ def test_login_survives_hostile_stdin(standin, config_path, login_tokens, manual
     print(f"\nrexec-login {'manual' if manual else '--token -'}: {len(codes)} payloads, "
           f"{tally(codes)}")
     assert len(codes) == N and 0 in codes and 1 in codes
-    stored = check_config(config_path)
-    assert stored and stored.get("username") in ("johndoe", "janedoe")
+    config, stored = check_files(config_path.parent)
+    assert config and config.get("username") in ("johndoe", "janedoe")
+    assert config["token"].encode() in good
+    # Every login is an account: the one active, and at most one per user (replaced).
+    logged = [(a["username"], a["token"].encode()) for a in stored["accounts"]]
+    assert config["token"].encode() in [t for _, t in logged]
+    assert all(t in good for _, t in logged) and len(logged) == len({u for u, _ in logged})
     check_no_leftovers(config_path.parent)
 
 
@@ -413,7 +452,7 @@ def test_whoami_ignores_hostile_stdin(standin, config_path):
     no input (exit 0, the same profile block), the config unchanged; 0 tracebacks."""
     token = standin.mint_api_token("janedoe")
     assert run_bin("rexec-login", "--token", "-", "--host", standin.url, stdin=token).code == 0
-    seeded = config_path.read_bytes()
+    seeded = snapshot(config_path.parent)
     reference = run_bin("rexec-whoami")
     assert reference.code == 0 and "janedoe" in reference.out
     cases = payloads(20, N, UNRELATED + [token.encode()], [token.encode()])
@@ -424,7 +463,7 @@ def test_whoami_ignores_hostile_stdin(standin, config_path):
         result = run_bin("rexec-whoami", stdin=data)
         check_common(result, {0, 1, 3, 4}, label)
         assert (result.code, result.out, result.err) == (0, reference.out, ""), label
-        assert config_path.read_bytes() == seeded, label
+        assert snapshot(config_path.parent) == seeded, label
         return result.code
 
     codes = run_all(one, cases)
@@ -434,25 +473,35 @@ def test_whoami_ignores_hostile_stdin(standin, config_path):
 
 def test_logout_ignores_hostile_stdin(tmp_path):
     """500 payloads (--full) on stdin to `rexec-logout`, each in a HOME holding the sentinel
-    config: exit 0, `✓ Logged out`, the config gone and nothing else in ~/.rexec touched;
-    0 tracebacks."""
+    files: exit 0, `✓ Logged out` the sentinel login (its API token noted as still valid),
+    config.json gone, the login's token gone from credentials.json (its account and a
+    copy git stored), the other login and every other credential kept, nothing else in
+    ~/.rexec touched; 0 tracebacks."""
     cases = payloads(30, N, UNRELATED, [SENTINEL_TOKEN.encode()])
+    out = ("✓ Logged out sentinel (sentinel@example.com) on https://sentinel.example "
+           "(1 other login remains)\n")
+    err = ("note: the API token of sentinel stays valid until you revoke it at "
+           "https://sentinel.example/settings (API Tokens)\n")
 
     def one(indexed):
         index, (kind, data) = indexed
         home = tmp_path / f"home-{index}"
         directory = home / ".rexec"
         directory.mkdir(parents=True, mode=0o700)
-        (directory / "config.json").write_text(json.dumps(SENTINEL_CONFIG))
-        (directory / "config.json").chmod(0o600)
+        seed_sentinels(directory, [COPY_OF_TOKEN] + SENTINEL_RECORDS)
         (directory / "neighbour").write_bytes(b"not ours")
         label = f"rexec-logout <{kind}> {short(data)}"
         result = run_bin("rexec-logout", stdin=data, env={**os.environ, "HOME": str(home)})
         check_common(result, {0}, label)
-        assert (result.out, result.err) == ("✓ Logged out\n", ""), label
-        assert not (directory / "config.json").exists(), label
+        assert (result.out, result.err) == (out, err), label
+        config, stored = check_files(directory)
+        assert config is None, label
+        assert stored == sentinel_credentials(SENTINEL_RECORDS) | {
+            "accounts": SENTINEL_ACCOUNTS[1:]}, label
+        assert SENTINEL_TOKEN.encode() not in (directory / "credentials.json").read_bytes()
         assert (directory / "neighbour").read_bytes() == b"not ours", label
-        assert set(os.listdir(directory)) <= {"neighbour", "config.json.lock"}, label
+        assert set(os.listdir(directory)) == {"neighbour", "config.json.lock",
+                                              "credentials.json"}, label
         return result.code
 
     codes = run_all(one, list(enumerate(cases)))

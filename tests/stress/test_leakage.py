@@ -1,17 +1,21 @@
-"""Where a known token may show up (issue 6): only on `rexec-credential get`'s password= line.
+"""Where a known token may show up: only on `rexec-credential get`'s password= line.
 
 Every command runs as a real process with tokens minted by the stand-in: the happy path
 (`rexec-login --token -`, whoami, whoami --porcelain, credential get/store/erase under both
-executable names, logout) and the failure paths (revoked token, malformed token on stdin and
-in argv, a usage error with the token in argv, 5xx from the service, a corrupted config, and
-REXEC_TOKEN). Then these are searched for each token and for every 16-character slice of it
-(its prefix, middle and suffix included; a JWT's shared standard header excepted):
+executable names, logout, which ends a JWT's session on the server) and the failure paths
+(revoked token, malformed token on stdin and in argv, a usage error with the token in argv,
+5xx from the service, a corrupted config.json and a corrupted credentials.json, each
+holding a token, and REXEC_TOKEN). Then these are searched for each token and for every
+16-character slice of it (its prefix, middle and suffix included; a JWT's shared standard
+header excepted):
 - every command's stdout and stderr, but for the one password= line of a `get`;
 - the stand-in's request log, serialised; every request must have gone to the stand-in's
   own loopback address and Host;
 - /proc/<pid>/cmdline and /proc/<pid>/environ of every process, sampled while it runs
   (the service delays its answer by 1 s for login and whoami, so they are caught live);
-- every file under HOME, but config.json (0600) and its config.json.corrupt-* backups.
+- every file under HOME, but config.json and credentials.json (0600: where logins are
+  kept) and their *.corrupt-* backups, which may hold tokens but never REXEC_TOKEN's value;
+  after the final logout, credentials.json too (it holds no login then).
 """
 
 from __future__ import annotations
@@ -178,8 +182,10 @@ class Session:
                   for e in self.svc.log if e["host_header"] != expected_host]
         return found
 
-    def scan_home(self, never_on_disk: set) -> list:
-        """Files under HOME; config.json must be 0600 and may hold tokens, as its backups."""
+    def scan_home(self, never_on_disk: set,
+                  may_hold: tuple = ("config.json", "credentials.json")) -> list:
+        """Files under HOME; the files of `may_hold` must be 0600 and may hold tokens, as
+        the backups of both files may; none may hold a token of `never_on_disk`."""
         found = []
         for root, _, files in os.walk(self.home):
             for name in files:
@@ -187,10 +193,10 @@ class Session:
                 with open(path, "rb") as f:
                     data = f.read()
                 rel = os.path.relpath(path, self.home)
-                if rel == os.path.join(".rexec", "config.json"):
-                    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
-                if rel == os.path.join(".rexec", "config.json") or name.startswith(
-                        "config.json.corrupt-"):
+                if rel in (os.path.join(".rexec", n) for n in ("config.json", "credentials.json")):
+                    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600, rel
+                kept = rel in (os.path.join(".rexec", n) for n in may_hold)
+                if kept or name.startswith(("config.json.corrupt-", "credentials.json.corrupt-")):
                     found += [f"{rel}: {self.secrets[t]} (never to be written)"
                               for t in never_on_disk if t.encode() in data]
                     continue
@@ -207,12 +213,12 @@ def credential_query(svc, **extra: str) -> str:
 @pytest.mark.parametrize("kind", ["api", "jwt"])
 def test_tokens_show_only_on_the_password_line_of_get(standin, home, config_path, kind,
                                                       record_property):
-    """Figure (per token kind, API token and JWT): 31 command runs, 4 of them held 1 s by
-    the service and read live through /proc (over 4,000 samples) — 0 leaks of 4 tokens (3 minted,
-    1 malformed; whole or any 16-character slice) in stdout/stderr outside get's password=
-    line, the service log, argv, the environment or any file beside config.json and its
-    corrupt-* backup; 0 requests to another host; 0 tracebacks; REXEC_TOKEN's value written
-    to disk 0 times."""
+    """Figure (per token kind, API token and JWT): 35 command runs, 4 of them held 1 s by
+    the service and read live through /proc (over 4,000 samples) — 0 leaks of 6 tokens (5
+    minted, 1 malformed; whole or any 16-character slice) in stdout/stderr outside get's
+    password= line, the service log, argv, the environment or any file beside config.json,
+    credentials.json and their corrupt-* backups; 0 requests to another host; 0 tracebacks;
+    REXEC_TOKEN's value written to disk 0 times."""
     s = Session(standin, home)
     url = standin.url
     main = s.token("the login token", "johndoe", kind)
@@ -242,11 +248,13 @@ def test_tokens_show_only_on_the_password_line_of_get(standin, home, config_path
     assert not config_path.exists()
 
     # Revoked: stored, then revoked at the service; whoami and a new login are refused.
-    s.run("login before revocation", *login, stdin=main)
-    standin.revoke(main)
+    # (A token of its own: the logout above ended the session of a JWT `main`.)
+    revoked = s.token("the revoked token", "johndoe", kind)
+    s.run("login before revocation", *login, stdin=revoked)
+    standin.revoke(revoked)
     assert "Invalid token" in s.run("whoami with a revoked token", "rexec-whoami",
                                     code=1, live=True).err
-    assert "Invalid token" in s.run("login with a revoked token", *login, stdin=main,
+    assert "Invalid token" in s.run("login with a revoked token", *login, stdin=revoked,
                                     code=1).err
 
     # Malformed: on stdin, in --token=, and a usage error that carries the token.
@@ -278,6 +286,22 @@ def test_tokens_show_only_on_the_password_line_of_get(standin, home, config_path
     s.run("credential get, after the move", "rexec-credential", "get",
           stdin=credential_query(standin), prints_password=second)
 
+    # A corrupted credentials.json that holds a token: readers refuse, a store moves it aside.
+    accounts_path = config_path.parent / "credentials.json"
+    assert second in accounts_path.read_text()  # the login's account
+    accounts_path.write_text(f'{{"version": 1, "accounts": [{{"token": "{second}", "host')
+    assert "is corrupted" in s.run("whoami, corrupted credentials", "rexec-whoami",
+                                   code=4).err
+    s.run("credential get, corrupted credentials", "rexec-credential", "get",
+          stdin=credential_query(standin), code=4)
+    assert "moved it to" in s.run("credential store, corrupted credentials",
+                                  "rexec-credential", "store",
+                                  stdin="protocol=https\nhost=elsewhere.example\n"
+                                        "username=u\npassword=not-a-token\n\n").err
+    assert [p.name for p in config_path.parent.glob("credentials.json.corrupt-*")]
+    s.run("credential get, after that move", "rexec-credential", "get",
+          stdin=credential_query(standin), prints_password=second)
+
     # REXEC_TOKEN: used, answered by get, never written.
     env_token = s.token("REXEC_TOKEN's value", "janedoe", kind)
     assert "token_source=env" in s.run("whoami with REXEC_TOKEN", "rexec-whoami",
@@ -290,18 +314,23 @@ def test_tokens_show_only_on_the_password_line_of_get(standin, home, config_path
     assert "not stored" in s.run("login --token - with REXEC_TOKEN's value", *login,
                                  stdin=env_token, env_token=env_token).err
     s.run("logout with REXEC_TOKEN", "rexec-logout", env_token=env_token)
-    s.run("login after all that", *login, stdin=second)
+    last = s.token("the last token", "johndoe", kind)  # the logout ended `second`'s session
+    s.run("login after all that", *login, stdin=last)
 
     leaks = (s.scan_outputs() + s.scan_processes() + s.scan_service_log()
              + s.scan_home({env_token}))
     assert not leaks, "\n".join(leaks)
     s.run("final logout", "rexec-logout")
     assert not config_path.exists()
-    leaks = s.scan_home({env_token})  # now only the corrupt-* backup may hold a token
+    leaks = s.scan_home({env_token}, may_hold=())  # now only the corrupt-* backups may
     assert not leaks, "\n".join(leaks)
 
     api_requests = [e for e in standin.log if e["path"].startswith("/api/")]
     assert {e["auth"] for e in api_requests} == {kind}  # the token went as a Bearer header
+    # Each of the three logouts of a JWT login ended its session; an API token is kept.
+    ended = [e for e in api_requests if e["method"] == "DELETE"
+             and e["path"].startswith("/api/sessions/") and e["status"] == 200]
+    assert len(ended) == (3 if kind == "jwt" else 0), ended
     summary = (f"leakage ({kind}): {len(s.runs)} command runs, "
                f"{sum(w.samples for w in s.runs)} /proc samples, "
                f"{len(api_requests)} service requests, {len(s.secrets)} tokens: "

@@ -1,5 +1,12 @@
 """Every command that talks to the service, against every fault: exit 3, one line, nothing lost.
 
+login and whoami give up with exit 3 and one line, leaving config.json and
+credentials.json byte for byte. logout of a login made in the browser (a JWT) asks the
+service to end its session; under a fault it removes the login here all the same (exit 0)
+and says in one line where to end the session by hand. Retries are visible in the
+service's log and bounded (3 tries for 5xx and dropped connections, 1 for a malformed
+answer or a read timeout).
+
 The installed executables run as subprocesses; a read timeout (30 s in production) is
 exercised in-process with the timeout shortened, so the suite stays fast.
 """
@@ -11,6 +18,7 @@ import time
 
 import pytest
 from conftest import call, run_bin
+from helpers import accounts, credentials
 
 FAULTS = ["fail", "malformed", "drop", "refused"]
 
@@ -23,11 +31,20 @@ def free_port_url() -> str:
     return f"http://127.0.0.1:{port}"
 
 
+def snapshot(config_path) -> dict:
+    """Both files' bytes (None for a file that is not there)."""
+    directory = config_path.parent
+    return {name: (directory / name).read_bytes() if (directory / name).exists() else None
+            for name in ("config.json", "credentials.json")}
+
+
 @pytest.fixture
 def logged_in(standin, config_path):
     token = standin.mint_api_token("janedoe")
     assert run_bin("rexec-login", "--token", "-", "--host", standin.url, stdin=token).code == 0
-    return config_path.read_bytes()
+    before = snapshot(config_path)
+    assert None not in before.values()
+    return before
 
 
 def arrange(standin, fault: str) -> str:
@@ -41,7 +58,7 @@ def arrange(standin, fault: str) -> str:
 def check(result, standin, fault, config_path, before):
     assert result.code == 3, result
     assert result.err.count("\n") == 1 and "Traceback" not in result.err
-    assert config_path.read_bytes() == before
+    assert snapshot(config_path) == before
     retried = {"fail": 3, "drop": 3, "malformed": 1, "refused": 0}[fault]
     assert len(api_calls(standin)) == retried  # retries are visible and bounded
 
@@ -85,9 +102,47 @@ def test_delay_past_the_read_timeout(standin, config_path, logged_in, monkeypatc
                   stdin=standin.mint_api_token("johndoe").encode())
     assert result.code == 3 and "did not answer in time" in result.err
     assert result.err.count("\n") == 1
-    assert config_path.read_bytes() == logged_in
+    assert snapshot(config_path) == logged_in
     time.sleep(1.5)  # the stand-in logs a delayed request when it answers
     assert len(api_calls(standin)) == 1  # a read that timed out is not tried again
+
+
+@pytest.mark.parametrize("fault", FAULTS)
+def test_logout_of_a_jwt_login_under_fault(standin, config_path, fault):
+    """A JWT login logged out while the service fails: exit 0, the login removed here all
+    the same (config.json gone, its token gone from credentials.json, another login and a
+    credential kept), one stderr line saying the session may still be live and where to
+    end it; the session calls bounded as every other call."""
+    from rexec_credential.testing import StandIn
+
+    other = standin.mint_api_token("johndoe")  # a second login, which must stay
+    assert run_bin("rexec-login", "--token", "-", "--host", standin.url, stdin=other).code == 0
+    kept = "protocol=https\nhost=git.example.com\nusername=u\npassword=p\n"
+    assert run_bin("rexec-credential", "store", stdin=kept).code == 0
+    if fault == "refused":
+        with StandIn() as gone:  # a service that has stopped since the login
+            host, token = gone.url, gone.mint_jwt("janedoe")
+            assert run_bin("rexec-login", "--token", "-", "--host", host, stdin=token).code == 0
+    else:
+        host, token = standin.url, standin.mint_jwt("janedoe")
+        assert run_bin("rexec-login", "--token", "-", "--host", host, stdin=token).code == 0
+        getattr(standin, f"{fault}_next")(100)
+    standin.clear_log()
+    result = run_bin("rexec-logout")
+    assert result.code == 0, result
+    assert result.out == f"✓ Logged out janedoe (jane@example.com) on {host} " \
+                         "(1 other login remains)\n", result
+    assert result.err.count("\n") == 1 and "Traceback" not in result.err, result
+    assert result.err.startswith("warning: could not end the session of janedoe"), result
+    assert result.err.endswith(f"it may still be live: end it at {host}/settings\n"), result
+    assert token not in result.out + result.err
+    assert not config_path.exists()
+    assert token not in (config_path.parent / "credentials.json").read_text()
+    assert [a["token"] for a in accounts(config_path.parent)] == [other]
+    assert [c["host"] for c in credentials(config_path.parent)] == ["git.example.com"]
+    retried = {"fail": 3, "drop": 3, "malformed": 1, "refused": 0}[fault]
+    assert len(api_calls(standin)) == retried
+    assert all(e["method"] == "DELETE" for e in api_calls(standin))
 
 
 @pytest.fixture
