@@ -176,7 +176,7 @@ def _json(raw: bytes) -> Any:
 
     try:
         return json.loads(raw.decode("utf-8"))
-    except ValueError:
+    except (ValueError, RecursionError):
         return None
 
 

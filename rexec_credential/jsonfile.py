@@ -9,7 +9,9 @@ caller holds the directory's lock (storage.py) while it writes.
 A file that another program rewrites in place (the Rexec CLI truncates config.json, then
 writes it) can be seen empty or cut short for an instant: with `settle`, such a read is
 tried again for that long before the file counts as corrupted, and a file that stays
-empty holds nothing.
+empty holds nothing. A file changed within the last second may be in the middle of such a
+write on a busy disk (the truncation is visible before the data), so it gets up to a
+second.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ if TYPE_CHECKING:
 
 ELOOP = 40  # O_NOFOLLOW met a symbolic link
 RETRY_PAUSE = 0.005  # seconds between reads of a file that is being rewritten
+RECENT = 1.0  # seconds: a file changed this recently may be mid-write; wait up to this long
 
 
 class Corrupted(StorageError):
@@ -56,14 +59,16 @@ class JsonFile:
         """(the object, the bytes it came from): ({}, None) when there is no file."""
         deadline = None
         while True:
-            raw = self.read_bytes()
+            raw, modified = self._read()
             if raw is None:
                 return {}, None
             data = parse(raw)
             if data is not None:
                 return data, raw
             if deadline is None:
-                deadline = time.monotonic() + self._settle
+                recent = self._settle and time.time() - modified < RECENT
+                deadline = time.monotonic() + (max(self._settle, RECENT) if recent
+                                               else self._settle)
             if time.monotonic() >= deadline:
                 if not raw.strip():
                     return {}, raw  # empty, and it stays so: nothing stored
@@ -75,10 +80,14 @@ class JsonFile:
 
     def read_bytes(self) -> bytes | None:
         """The file's bytes, None when there is none; never follows a link, never blocks."""
+        return self._read()[0]
+
+    def _read(self) -> tuple[bytes | None, float]:
+        """(the bytes, when the file last changed); (None, 0) when there is no file."""
         try:
             fd = os.open(self.path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
         except FileNotFoundError:
-            return None
+            return None, 0.0
         except OSError as exc:
             raise StorageError(os_message("cannot read", self.path, exc)) from None
         try:
@@ -94,7 +103,7 @@ class JsonFile:
                 chunks.append(chunk)
         finally:
             os.close(fd)
-        return b"".join(chunks)
+        return b"".join(chunks), info.st_mtime
 
     # -- writing (the caller holds the lock) -----------------------------------------------
 
@@ -162,7 +171,7 @@ def parse(raw: bytes) -> JsonObject | None:
     """The JSON object in raw, or None when it is not one."""
     try:
         data = json.loads(raw.decode("utf-8"))
-    except ValueError:  # UnicodeDecodeError is a ValueError too
+    except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError too
         return None
     return data if isinstance(data, dict) else None
 

@@ -19,6 +19,8 @@ as if split, and split on the next write.
 
 from __future__ import annotations
 
+import json
+
 from . import records, tokens
 from .accounts import CONFIG_FIELDS, Account
 
@@ -274,7 +276,11 @@ class State:
     def _read_legacy_layout(self) -> None:
         legacy = self.config.pop(LEGACY_LIST, None)
         if legacy is not None:
-            self.credentials = self.credentials + _list(legacy)
+            # A split killed between its two renames left the list in both files: keep
+            # each entry once.
+            seen = {json.dumps(c, sort_keys=True) for c in self.credentials}
+            self.credentials = self.credentials + [
+                c for c in _list(legacy) if json.dumps(c, sort_keys=True) not in seen]
             self.config_changed = self.credentials_changed = True
         facts = {k: self.config.pop(k) for k in LEGACY_FACTS if k in self.config}
         if facts:

@@ -57,7 +57,7 @@ def _decode_segment(segment: str) -> object:
         padded = segment.translate(_TO_STANDARD_B64) + "=" * (-len(segment) % 4)
         raw = binascii.a2b_base64(padded.encode("ascii"))
         return json.loads(raw)
-    except (binascii.Error, ValueError):
+    except (binascii.Error, ValueError, RecursionError):  # nested past the parser's depth
         return None
 
 
@@ -77,7 +77,10 @@ def expiry(token: str) -> int | None:
     exp = jwt_claims(token).get("exp")
     if isinstance(exp, bool) or not isinstance(exp, (int, float)):
         return None
-    return int(exp)
+    try:
+        return int(exp)
+    except (OverflowError, ValueError):  # inf, nan: JSON allows them, no time is that
+        return None
 
 
 def redact(token: str) -> str:

@@ -399,3 +399,27 @@ def test_a_fifo_at_either_file_is_refused_not_waited_on(home, name):
                         (["store"], "protocol=https\nhost=h\nusername=u\npassword=p\n")):
         result = run_bin("rexec-credential", *argv, stdin=stdin, timeout=20)
         assert result.code == 4 and "not a regular file" in result.err, result
+
+
+@pytest.mark.parametrize("name", ["config.json", "credentials.json"])
+def test_json_nested_past_the_parsers_depth_is_corrupted_not_a_crash(box, name):
+    os.makedirs(box.directory, mode=0o700)
+    path = Path(box.directory) / name
+    path.write_text("[" * 100_000 + "]" * 100_000)
+    path.chmod(0o600)
+    with pytest.raises(StorageError, match="is corrupted"):
+        box.load()
+    box.update(lambda state: None, remove_corrupted=True)  # what rexec-logout does
+    assert not path.exists()
+
+
+def test_a_split_killed_between_its_renames_keeps_each_credential_once(box):
+    """credentials.json was written, config.json still holds the earlier list."""
+    entry = {"protocol": "https", "host": "a.example", "username": "u", "password": "p"}
+    os.makedirs(box.directory, mode=0o700)
+    Path(box.config.path).write_text(json.dumps({"host": "https://h", "credentials": [entry]}))
+    Path(box.credentials.path).write_text(json.dumps({"version": 1, "credentials": [entry]}))
+    for path in (box.config.path, box.credentials.path):
+        os.chmod(path, 0o600)
+    box.update(add(CRED))
+    assert box.load().credentials == [CRED, entry]

@@ -78,3 +78,24 @@ def test_kind_never_raises_and_is_consistent(text):
             tokens.classify(text)
     else:
         assert tokens.classify(text) == found
+
+
+def raw_segment(text: str) -> str:
+    import base64
+
+    return base64.urlsafe_b64encode(text.encode()).rstrip(b"=").decode()
+
+
+@pytest.mark.parametrize("exp", ["1e999", "-1e999", "NaN"])
+def test_an_exp_that_is_no_time_is_no_expiry(exp):
+    """JSON parsers read 1e999 as infinity and NaN as nan: neither is a time."""
+    payload = '{"exp": ' + exp + '}'
+    token = raw_segment('{"alg": "HS256"}') + "." + raw_segment(payload) + ".c2ln"
+    assert tokens.kind(token) == "jwt"
+    assert tokens.expiry(token) is None
+
+
+def test_a_payload_nested_past_the_parsers_depth_is_not_a_jwt():
+    deep = "[" * 100_000 + "]" * 100_000
+    token = raw_segment("{}") + "." + raw_segment(deep) + ".c2ln"
+    assert tokens.kind(token) is None and tokens.expiry(token) is None

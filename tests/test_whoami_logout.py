@@ -198,3 +198,13 @@ def test_colour_only_on_a_terminal_without_no_color(standin, logged_in):
     assert "\033[32m✓\033[0m Logged out" in coloured.out
     no_colour = call("logout", [], env={**os.environ, "NO_COLOR": "1"}, stdout_is_tty=True)
     assert "\033[" not in no_colour.out
+
+
+def test_an_expiry_beyond_what_the_clock_can_show_is_shown_as_a_number(standin, logged_in):
+    stored = call("credential", ["store"], stdin=(
+        f"protocol=http\nhost={standin.url.split('//')[1]}\nusername=johndoe\n"
+        f"password={logged_in}\npassword_expiry_utc=999999999999999999\n").encode())
+    assert stored.code == 0
+    result = call("whoami", [])
+    assert result.code == 0, result
+    assert "expires at Unix time 999999999999999999" in result.out

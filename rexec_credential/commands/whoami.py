@@ -221,7 +221,10 @@ def with_remedy(exc: TokenRejected, source: str) -> str:
 
 
 def _when(seconds: int | None) -> str:
-    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(seconds or 0))
+    try:
+        return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(seconds or 0))
+    except (OverflowError, OSError, ValueError):  # beyond what the C library can show
+        return f"at Unix time {seconds}"
 
 
 def _expiry(expires: int | None) -> str:

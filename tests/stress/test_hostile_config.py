@@ -345,8 +345,9 @@ def test_credential_commands_on_any_files_exit_as_documented(home, config, store
                                          ("credentials.json", "object")])
 def test_json_nested_too_deeply_is_corrupted_not_a_crash(home, name, shape):
     """A file of 100,000 nested arrays or objects (200 kB) is not a JSON object the
-    commands can use: get reports it as corrupted (exit 4, one line), a store that must
-    write credentials.json moves it aside, logout removes it; never a traceback."""
+    commands can use: get reports it as corrupted (exit 4, one line); a store, which must
+    write credentials.json, moves that one aside and leaves config.json alone; logout
+    removes a corrupted config.json; never a traceback."""
     directory = home / ".rexec"
     directory.mkdir(mode=0o700)
     depth = 100_000
@@ -358,9 +359,16 @@ def test_json_nested_too_deeply_is_corrupted_not_a_crash(home, name, shape):
     assert get.code == 4 and get.err.count("\n") == 1 and "is corrupted" in get.err, get
     store = run_bin("rexec-credential", "store", stdin=REQUEST)
     assert "Traceback" not in store.err and store.code == 0, store.err[-300:]
+    backups = sorted(directory.glob(f"{name}.corrupt-*"))
+    if name == "credentials.json":
+        assert [b.read_bytes() for b in backups] == [raw]
+        assert json.loads((directory / name).read_text())["credentials"]
+    else:
+        assert backups == [] and (directory / name).read_bytes() == raw
     logout = run_bin("rexec-logout", "--local")
     assert "Traceback" not in logout.err and logout.code == 0, logout.err[-300:]
-    assert not (directory / name).exists()
+    if name == "config.json":
+        assert not (directory / name).exists()
 
 
 @pytest.mark.parametrize("exp", ["1e999", "NaN"])
