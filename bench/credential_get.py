@@ -56,7 +56,9 @@ def main(argv: list[str] | None = None) -> int:
             store_file = os.path.join(root, "git-credentials")
             _run([git, "credential-store", "--file", store_file, "store"], STORED, env)
             commands["git credential-store get"] = (
-                [git, "credential-store", "--file", store_file, "get"], REQUEST, env,
+                [git, "credential-store", "--file", store_file, "get"],
+                REQUEST,
+                env,
             )
         for name, (argv_, stdin, env_) in commands.items():
             if stdin and EXPECTED not in _run(argv_, stdin, env_):
@@ -77,8 +79,15 @@ def _add_others(directory: str, count: int) -> None:
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     from rexec_credential.storage import Storage
 
-    others = [{"protocol": "https", "host": f"host{n}.example.com", "username": f"user{n}",
-               "password": f"token-{n:06d}-" + "x" * 40} for n in range(count)]
+    others = [
+        {
+            "protocol": "https",
+            "host": f"host{n}.example.com",
+            "username": f"user{n}",
+            "password": f"token-{n:06d}-" + "x" * 40,
+        }
+        for n in range(count)
+    ]
 
     def change(state: object) -> None:
         state.credentials = others + state.credentials  # type: ignore[attr-defined]
@@ -92,8 +101,9 @@ def _options(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--runs", type=int, default=50, help="measured rounds (default 50)")
     parser.add_argument("--warmup", type=int, default=3, help="unmeasured rounds first")
     parser.add_argument("--helper", help="the rexec-credential executable to time")
-    parser.add_argument("--check", action="store_true",
-                        help=f"exit 1 when get takes more than {TARGET}x the floor")
+    parser.add_argument(
+        "--check", action="store_true", help=f"exit 1 when get takes more than {TARGET}x the floor"
+    )
     options = parser.parse_args(argv)
     if options.runs < 1 or options.warmup < 0:
         parser.error("--runs must be at least 1 and --warmup at least 0")
@@ -138,15 +148,21 @@ def _report(timings: dict, runs: int, check: bool) -> int:
     print(f"{'command':<36} {'median':>10} {'min':>10} {'vs floor':>9}")
     for name, samples in timings.items():
         median = statistics.median(samples)
-        print(f"{name:<36} {median * 1000:>8.1f}ms {min(samples) * 1000:>8.1f}ms "
-              f"{median / floor:>8.2f}x")
+        print(
+            f"{name:<36} {median * 1000:>8.1f}ms {min(samples) * 1000:>8.1f}ms "
+            f"{median / floor:>8.2f}x"
+        )
     one = statistics.median(timings[_label(1)])
     large = statistics.median(timings[_label(SIZES[-1])])
     ratio, growth = one / floor, large / one
-    print(f"rexec-credential get / import json floor = {ratio:.2f}x "
-          f"({'within' if ratio <= TARGET else 'OVER'} target {TARGET}x)")
-    print(f"get with {SIZES[-1]:,} stored / get with 1 = {growth:.2f}x "
-          f"({'within' if growth <= LARGE_TARGET else 'OVER'} target {LARGE_TARGET}x)")
+    print(
+        f"rexec-credential get / import json floor = {ratio:.2f}x "
+        f"({'within' if ratio <= TARGET else 'OVER'} target {TARGET}x)"
+    )
+    print(
+        f"get with {SIZES[-1]:,} stored / get with 1 = {growth:.2f}x "
+        f"({'within' if growth <= LARGE_TARGET else 'OVER'} target {LARGE_TARGET}x)"
+    )
     return 1 if check and (ratio > TARGET or growth > LARGE_TARGET) else 0
 
 

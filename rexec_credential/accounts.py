@@ -26,12 +26,28 @@ CONFIG_FIELDS = ("host", "token", "username", "email", "tier")
 class Account:
     """One Rexec login."""
 
-    __slots__ = ("host", "username", "email", "tier", "token", "created_at", "stored_expiry",
-                 "refresh_token")
+    __slots__ = (
+        "host",
+        "username",
+        "email",
+        "tier",
+        "token",
+        "created_at",
+        "stored_expiry",
+        "refresh_token",
+    )
 
-    def __init__(self, host: str, username: str, token: str, email: str = "", tier: str = "",
-                 created_at: int | None = None, stored_expiry: int | None = None,
-                 refresh_token: str = "") -> None:
+    def __init__(
+        self,
+        host: str,
+        username: str,
+        token: str,
+        email: str = "",
+        tier: str = "",
+        created_at: int | None = None,
+        stored_expiry: int | None = None,
+        refresh_token: str = "",
+    ) -> None:
         self.host = host  # a normalised URL
         self.username = username  # "" when the login does not say (a Rexec CLI file may not)
         self.token = token
@@ -43,7 +59,7 @@ class Account:
 
     @property
     def kind(self) -> str | None:
-        """"api" or "jwt" (None for a token of neither form)."""
+        """ "api" or "jwt" (None for a token of neither form)."""
         return tokens.kind(self.token)
 
     @property
@@ -69,9 +85,12 @@ class Account:
     def record(self) -> Record:
         """The login as a git credential record (matching every path of its host)."""
         protocol, hostport = hosts.git_parts(self.host)
-        record: Record = {"protocol": protocol, "host": hostport,
-                  "username": self.username or records.PLACEHOLDER_USERNAME,
-                  "password": self.token}
+        record: Record = {
+            "protocol": protocol,
+            "host": hostport,
+            "username": self.username or records.PLACEHOLDER_USERNAME,
+            "password": self.token,
+        }
         if self.expires is not None:
             record["password_expiry_utc"] = self.expires
         if self.refresh_token:
@@ -85,13 +104,23 @@ class Account:
 
     def config_fields(self) -> dict[str, str]:
         """The five fields config.json holds for this login."""
-        return {"host": self.host, "token": self.token, "username": self.username,
-                "email": self.email, "tier": self.tier}
+        return {
+            "host": self.host,
+            "token": self.token,
+            "username": self.username,
+            "email": self.email,
+            "tier": self.tier,
+        }
 
     def to_json(self) -> dict[str, Any]:
         """The object credentials.json holds for this login."""
-        obj: dict[str, Any] = {"host": self.host, "username": self.username, "email": self.email,
-                     "tier": self.tier, "token": self.token}
+        obj: dict[str, Any] = {
+            "host": self.host,
+            "username": self.username,
+            "email": self.email,
+            "tier": self.tier,
+            "token": self.token,
+        }
         if self.session_id:
             obj["session_id"] = self.session_id  # for people reading the file; the token rules
         if self.created_at is not None:
@@ -111,11 +140,16 @@ class Account:
         if host is None or not isinstance(token, str) or not token:
             return None
         created = obj.get("created_at")
-        return cls(host, _text(obj.get("username")), token, _text(obj.get("email")),
-                   _text(obj.get("tier")),
-                   created if isinstance(created, int) and not isinstance(created, bool) else None,
-                   records.expiry_value(obj.get("password_expiry_utc")),
-                   _text(obj.get("oauth_refresh_token")))
+        return cls(
+            host,
+            _text(obj.get("username")),
+            token,
+            _text(obj.get("email")),
+            _text(obj.get("tier")),
+            created if isinstance(created, int) and not isinstance(created, bool) else None,
+            records.expiry_value(obj.get("password_expiry_utc")),
+            _text(obj.get("oauth_refresh_token")),
+        )
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> Account | None:
@@ -126,14 +160,20 @@ class Account:
         host = hosts.DEFAULT_HOST if config.get("host") is None else _host(config.get("host"))
         if host is None:
             return None
-        return cls(host, _text(config.get("username")), token, _text(config.get("email")),
-                   _text(config.get("tier")))
+        return cls(
+            host,
+            _text(config.get("username")),
+            token,
+            _text(config.get("email")),
+            _text(config.get("tier")),
+        )
 
 
 def listing(logins: list[Login]) -> list[str]:
     """One line per (account, is_active) pair, for a person choosing one."""
-    return [f"  {account.describe()}" + ("  (active)" if active else "")
-            for account, active in logins]
+    return [
+        f"  {account.describe()}" + ("  (active)" if active else "") for account, active in logins
+    ]
 
 
 def _host(value: object) -> str | None:

@@ -32,6 +32,7 @@ if TYPE_CHECKING:
         tier: Optional[str]
         is_admin: bool
 
+
 CONNECT_TIMEOUT = 5.0
 READ_TIMEOUT = 30.0
 TOTAL_BUDGET = 40.0  # a command gives up within 40 s in all, whatever the server does
@@ -44,9 +45,13 @@ MAX_BODY = 1 << 20  # bytes; a profile is well under 1 KiB
 class Client:
     """Talks to one Rexec host with a bearer token."""
 
-    def __init__(self, host: str, env: Mapping[str, str],
-                 clock: Callable[[], float] = time.monotonic,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
+    def __init__(
+        self,
+        host: str,
+        env: Mapping[str, str],
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
         self.host = hosts.normalise(host)
         hosts.require_secure(self.host, env)
         self._clock, self._sleep = clock, sleep
@@ -73,11 +78,22 @@ class Client:
     def revoke_session(self, token: str, session_id: str, budget: float) -> None:
         """DELETE /api/sessions/<id>: the session is gone when the service answers 200, or
         401 or 404 (already ended, or unknown); ServiceError or TokenRejected otherwise."""
-        self._request("DELETE", f"/api/sessions/{quote(session_id, safe='')}", token, budget,
-                      done=(200, 401, 404))
+        self._request(
+            "DELETE",
+            f"/api/sessions/{quote(session_id, safe='')}",
+            token,
+            budget,
+            done=(200, 401, 404),
+        )
 
-    def _request(self, method: str, path: str, token: str, budget: float = TOTAL_BUDGET,
-                 done: tuple[int, ...] = (200,)) -> JsonObject:
+    def _request(
+        self,
+        method: str,
+        path: str,
+        token: str,
+        budget: float = TOTAL_BUDGET,
+        done: tuple[int, ...] = (200,),
+    ) -> JsonObject:
         url = self.host + path
         deadline = self._clock() + budget
         for attempt in range(TRIES):
@@ -87,16 +103,22 @@ class Client:
             try:
                 # auth= (not a header) so requests never swaps in ~/.netrc credentials.
                 response = self._session.request(
-                    method, url, auth=_Bearer(token), timeout=timeout, allow_redirects=False,
-                    verify=self._verify, stream=True,
+                    method,
+                    url,
+                    auth=_Bearer(token),
+                    timeout=timeout,
+                    allow_redirects=False,
+                    verify=self._verify,
+                    stream=True,
                 )
                 body = self._read(response, deadline)
             except requests.exceptions.SSLError as exc:
                 raise ServiceError(_tls_problem(self.host, exc)) from None
             except requests.exceptions.ConnectTimeout:
                 if last or not self._can_wait(attempt, deadline):
-                    raise ServiceError(f"cannot reach Rexec service at {self.host}: "
-                                       "connection timed out") from None
+                    raise ServiceError(
+                        f"cannot reach Rexec service at {self.host}: connection timed out"
+                    ) from None
                 continue
             except (requests.exceptions.Timeout, _TooSlow):
                 # The server took the request and did not answer: asking again would only
@@ -136,8 +158,7 @@ class Client:
         self._sleep(pause)
         return True
 
-    def _interpret(self, status: int, raw: bytes, token: str, done: tuple[int, ...]
-                   ) -> JsonObject:
+    def _interpret(self, status: int, raw: bytes, token: str, done: tuple[int, ...]) -> JsonObject:
         body = _json(raw)
         if status in done and status != 200:
             return body if isinstance(body, dict) else {}
@@ -182,11 +203,14 @@ def _json(raw: bytes) -> Any:
 
 def _rejection(status: int, reason: str) -> TokenRejected:
     if reason == TokenRejected.SESSION_REVOKED:
-        return TokenRejected("Invalid token: the session of this login was ended "
-                             "(session_revoked)", reason)
+        return TokenRejected(
+            "Invalid token: the session of this login was ended (session_revoked)", reason
+        )
     if status == 423 or reason == TokenRejected.SESSION_LOCKED:
-        return TokenRejected("Account locked: the screen lock is on for this account "
-                             "(session_locked)", TokenRejected.SESSION_LOCKED)
+        return TokenRejected(
+            "Account locked: the screen lock is on for this account (session_locked)",
+            TokenRejected.SESSION_LOCKED,
+        )
     reason = reason or "unauthorized"
     return TokenRejected(f"Invalid token: {reason}", reason)
 
@@ -195,9 +219,14 @@ def _fields(user: Mapping[str, Any], token: str) -> Profile:
     username = _text(user.get("username"), token)
     if not username:
         raise ServiceError("Rexec service answered a profile without a username")
-    return {"id": _text(user.get("id"), token), "username": username,
-            "email": _text(user.get("email"), token), "name": _text(user.get("name"), token),
-            "tier": _text(user.get("tier"), token), "is_admin": user.get("is_admin") is True}
+    return {
+        "id": _text(user.get("id"), token),
+        "username": username,
+        "email": _text(user.get("email"), token),
+        "name": _text(user.get("name"), token),
+        "tier": _text(user.get("tier"), token),
+        "is_admin": user.get("is_admin") is True,
+    }
 
 
 def _text(value: object, token: str) -> str | None:
@@ -212,12 +241,15 @@ def _error_text(body: Mapping[str, Any], token: str) -> str:
 def _tls_problem(host: str, exc: Exception) -> str:
     text = str(exc)
     if "CERTIFICATE_VERIFY_FAILED" in text or "certificate verify failed" in text:
-        return (f"cannot verify the TLS certificate of {host} "
-                "(set REQUESTS_CA_BUNDLE for a private CA)")
+        return (
+            f"cannot verify the TLS certificate of {host} (set REQUESTS_CA_BUNDLE for a private CA)"
+        )
     if "hostname" in text and "match" in text:
         return f"the TLS certificate of {host} is for another host name"
-    return (f"the server at {host} did not answer with TLS "
-            "(wrong port or scheme? use http:// only for a loopback stand-in)")
+    return (
+        f"the server at {host} did not answer with TLS "
+        "(wrong port or scheme? use http:// only for a loopback stand-in)"
+    )
 
 
 def _reason(exc: Exception) -> str:

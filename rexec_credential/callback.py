@@ -85,8 +85,10 @@ class CallbackServer:
         httpd.owner = self
         self._httpd = httpd
         self._thread = threading.Thread(
-            target=httpd.serve_forever, kwargs={"poll_interval": 0.05},
-            name=f"rexec-callback:{self.port}", daemon=True,
+            target=httpd.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name=f"rexec-callback:{self.port}",
+            daemon=True,
         )
         self._thread.start()
         return self
@@ -245,7 +247,8 @@ class _Handler(BaseHTTPRequestHandler):
         """Cap what one request may send."""
         super().setup()
         self.rfile = _CappedReader(  # type: ignore[assignment]
-            self.rfile, MAX_REQUEST_BYTES, self.connection)
+            self.rfile, MAX_REQUEST_BYTES, self.connection
+        )
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
         """Say nothing: the request line carries the token."""
@@ -262,12 +265,17 @@ class _Handler(BaseHTTPRequestHandler):
             return
         verdict = self.server.owner.hand_over(token)
         if verdict is None:
-            self._send(410, "Login link already used",
-                       "This login has already been completed or cancelled. You can close "
-                       "this tab.")
+            self._send(
+                410,
+                "Login link already used",
+                "This login has already been completed or cancelled. You can close this tab.",
+            )
         elif verdict[0]:
-            self._send(200, "Login Successful!",
-                       f"{verdict[1]} You can close this tab and return to the terminal.")
+            self._send(
+                200,
+                "Login Successful!",
+                f"{verdict[1]} You can close this tab and return to the terminal.",
+            )
         else:
             self._send(401, "Login Failed", f"{verdict[1]} Return to the terminal.")
 
@@ -287,8 +295,9 @@ class _Handler(BaseHTTPRequestHandler):
 
     do_HEAD = do_POST = do_PUT = do_DELETE = do_PATCH = do_OPTIONS = _refuse_method
 
-    def _send(self, status: int, title: str, message: str,
-              extra: list[tuple[str, str]] | None = None) -> None:
+    def _send(
+        self, status: int, title: str, message: str, extra: list[tuple[str, str]] | None = None
+    ) -> None:
         body = page(title, message)
         try:
             self.send_response(status)

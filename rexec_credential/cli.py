@@ -61,8 +61,7 @@ def main(command: str, argv: list[str], ctx: Context, prog: str | None = None) -
         return INTERRUPTED
 
 
-def _parse(usage: str, argv: list[str], ctx: Context, prog: str | None
-           ) -> dict[str, Any] | int:
+def _parse(usage: str, argv: list[str], ctx: Context, prog: str | None) -> dict[str, Any] | int:
     from docopt import DocoptExit, docopt
 
     prog = prog or _program(usage)
@@ -92,8 +91,10 @@ def usage_for(prog: str, usage: str) -> str:
     program = _program(usage)
     head, _, rest = usage.partition("Usage:\n")
     block, blank, tail = rest.partition("\n\n")
-    lines = [f"  {prog}{line[len(program) + 2:]}" if line.startswith(f"  {program} ") else line
-             for line in block.split("\n")]
+    lines = [
+        f"  {prog}{line[len(program) + 2 :]}" if line.startswith(f"  {program} ") else line
+        for line in block.split("\n")
+    ]
     return head + "Usage:\n" + "\n".join(lines) + blank + tail
 
 

@@ -76,8 +76,9 @@ class Context:
         if self._terminal is None:
             from .terminal import Terminal  # not on `get`'s path
 
-            self._terminal = Terminal(self.stdin, self.stdout, self.stdin_is_tty,
-                                      self.stdout_is_tty, self._read_secret)
+            self._terminal = Terminal(
+                self.stdin, self.stdout, self.stdin_is_tty, self.stdout_is_tty, self._read_secret
+            )
         return self._terminal
 
     @property

@@ -57,11 +57,13 @@ class GitConfig:
     def _git(self, *args: str, ok: tuple[int, ...] = (0,)) -> str:
         argv = ["git", "config", self.scope, *args]
         try:
-            proc = subprocess.run(argv, env=self._env, capture_output=True, timeout=30,
-                                  stdin=subprocess.DEVNULL)
+            proc = subprocess.run(
+                argv, env=self._env, capture_output=True, timeout=30, stdin=subprocess.DEVNULL
+            )
         except FileNotFoundError:
-            raise StorageError("git is not installed (no git on PATH); install it, then "
-                               "run this again") from None
+            raise StorageError(
+                "git is not installed (no git on PATH); install it, then run this again"
+            ) from None
         except (OSError, subprocess.TimeoutExpired) as exc:
             raise StorageError(f"cannot run git config: {exc}") from None
         if proc.returncode not in ok:

@@ -71,16 +71,18 @@ def _is_127_literal(name: str) -> bool:
     return (
         len(octets) == 4
         and octets[0] == "127"
-        and all(o.isdigit() and o.isascii() and str(int(o)) == o and int(o) < 256
-                for o in octets)
+        and all(o.isdigit() and o.isascii() and str(int(o)) == o and int(o) < 256 for o in octets)
     )
 
 
 def sends_in_clear(url: str, env: Mapping[str, str]) -> bool:
     """True when a token must not go to url: plain http to anything but loopback, unless
     REXEC_ALLOW_INSECURE_HTTP=1."""
-    return (url.startswith("http://") and not is_loopback(url)
-            and env.get("REXEC_ALLOW_INSECURE_HTTP") != "1")
+    return (
+        url.startswith("http://")
+        and not is_loopback(url)
+        and env.get("REXEC_ALLOW_INSECURE_HTTP") != "1"
+    )
 
 
 def require_secure(url: str, env: Mapping[str, str]) -> None:

@@ -45,8 +45,9 @@ class Changed(Exception):
 class JsonFile:
     """A JSON object in a file; `inspect(path, stat)` sees each opened file (for warnings)."""
 
-    def __init__(self, path: str, inspect: Callable[[str, os.stat_result], None],
-                 settle: float = 0.0) -> None:
+    def __init__(
+        self, path: str, inspect: Callable[[str, os.stat_result], None], settle: float = 0.0
+    ) -> None:
         self.path = path
         self.directory = os.path.dirname(path)
         self.tmp_prefix = f".{os.path.basename(path)}.tmp-"  # + the writer's pid
@@ -67,8 +68,9 @@ class JsonFile:
                 return data, raw
             if deadline is None:
                 recent = self._settle and time.time() - modified < RECENT
-                deadline = time.monotonic() + (max(self._settle, RECENT) if recent
-                                               else self._settle)
+                deadline = time.monotonic() + (
+                    max(self._settle, RECENT) if recent else self._settle
+                )
             if time.monotonic() >= deadline:
                 if not raw.strip():
                     return {}, raw  # empty, and it stays so: nothing stored
@@ -124,7 +126,7 @@ class JsonFile:
                 os.fchmod(fd, 0o600)  # whatever the umask
                 view = memoryview(text.encode("utf-8"))
                 while view:
-                    view = view[os.write(fd, view):]
+                    view = view[os.write(fd, view) :]
                 os.fsync(fd)
             finally:
                 os.close(fd)

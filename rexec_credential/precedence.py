@@ -34,8 +34,14 @@ class Resolved:
 
     __slots__ = ("host", "host_source", "token", "token_source", "account")
 
-    def __init__(self, host: str, host_source: str, token: str | None = None,
-                 token_source: str | None = None, account: Account | None = None) -> None:
+    def __init__(
+        self,
+        host: str,
+        host_source: str,
+        token: str | None = None,
+        token_source: str | None = None,
+        account: Account | None = None,
+    ) -> None:
         self.host = host
         self.host_source = host_source  # "option", "env", "config" or "default"
         self.token = token
@@ -49,8 +55,9 @@ def kept_out(env: Mapping[str, str]) -> tuple[str, ...]:
     return (token,) if token else ()
 
 
-def effective_host(state: State, env: Mapping[str, str],
-                   option: str | None = None) -> tuple[str, str]:
+def effective_host(
+    state: State, env: Mapping[str, str], option: str | None = None
+) -> tuple[str, str]:
     """(host URL, where it came from): the option, REXEC_HOST, the config, the default.
 
     A bad --host or REXEC_HOST is the user's usage error; a config `host` that is not a
@@ -72,8 +79,9 @@ def effective_host(state: State, env: Mapping[str, str],
     return hosts.DEFAULT_HOST, "default"
 
 
-def resolve(state: State, env: Mapping[str, str], option: str | None = None,
-            now: float = 0) -> Resolved:
+def resolve(
+    state: State, env: Mapping[str, str], option: str | None = None, now: float = 0
+) -> Resolved:
     """The host, then the token for that host: REXEC_TOKEN, else the active login, else
     another stored login for that host (an unexpired one first)."""
     host, source = effective_host(state, env, option)
@@ -102,8 +110,7 @@ def git_query(request: Query, state: State, env: Mapping[str, str]) -> Query:
     return {"protocol": protocol, "host": hostport}
 
 
-def env_answer(request: Query, state: State, env: Mapping[str, str],
-               now: float) -> Record | None:
+def env_answer(request: Query, state: State, env: Mapping[str, str], now: float) -> Record | None:
     """REXEC_TOKEN as `get` answers it, if it is set and the request is for its host."""
     token = env.get(ENV_TOKEN)
     if not token:
@@ -118,8 +125,12 @@ def env_answer(request: Query, state: State, env: Mapping[str, str],
     else:
         username = request.get("username", records.PLACEHOLDER_USERNAME)
     protocol, hostport = hosts.git_parts(host)
-    record: Record = {"protocol": protocol, "host": hostport, "username": username,
-                      "password": token}
+    record: Record = {
+        "protocol": protocol,
+        "host": hostport,
+        "username": username,
+        "password": token,
+    }
     expires = tokens.expiry(token)
     if expires is not None:
         record["password_expiry_utc"] = expires

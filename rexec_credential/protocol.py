@@ -22,8 +22,13 @@ MAX_LINE = 65535  # bytes, newline included (git-credential(1), since 2.46)
 LIST_SUFFIX = "[]"
 # What `url=` replaces: git's credential_from_url starts with credential_clear().
 CREDENTIAL_KEYS = (
-    "protocol", "host", "path", "username", "password",
-    "password_expiry_utc", "oauth_refresh_token",
+    "protocol",
+    "host",
+    "path",
+    "username",
+    "password",
+    "password_expiry_utc",
+    "oauth_refresh_token",
 )
 RESPONSE_ORDER = CREDENTIAL_KEYS  # the order `get` prints its answer in
 _BAD = "invalid credential input: "

@@ -26,8 +26,9 @@ REQUIRED_KEYS = ("protocol", "host", "username", "password")
 PLACEHOLDER_USERNAME = "x-rexec-token"
 
 
-def matches(query: Query, record: Query, with_password: bool = False,
-            host_wide: bool = False) -> bool:
+def matches(
+    query: Query, record: Query, with_password: bool = False, host_wide: bool = False
+) -> bool:
     """git-credential-store's rule: absent query keys match anything, present ones must equal.
 
     `with_password` also compares the password (erase, since git 2.42); `host_wide` ignores
@@ -47,7 +48,8 @@ def well_formed(record: object) -> bool:
     if not isinstance(record, dict):
         return False
     return all(isinstance(record.get(k, ""), str) for k in MATCH_KEYS + ("password",)) and all(
-        k in record for k in ("protocol", "host", "password"))
+        k in record for k in ("protocol", "host", "password")
+    )
 
 
 def expiry_value(value: object) -> int | None:

@@ -55,8 +55,9 @@ class Storage:
     Tokens in `keep_out` (REXEC_TOKEN's value) are never written (see store.State).
     """
 
-    def __init__(self, directory: str, warn: Callable[[str], None],
-                 keep_out: Collection[str] = ()) -> None:
+    def __init__(
+        self, directory: str, warn: Callable[[str], None], keep_out: Collection[str] = ()
+    ) -> None:
         self.directory = directory
         self.config = JsonFile(os.path.join(directory, CONFIG_NAME), self._inspect, SETTLE)
         self.credentials = JsonFile(os.path.join(directory, CREDENTIALS_NAME), self._inspect)
@@ -90,13 +91,17 @@ class Storage:
             return
         if info.st_uid != os.geteuid():
             self._warned = True
-            self._warn(f"warning: {path} belongs to another user (uid {info.st_uid}); "
-                       "the credentials in it may not be yours")
+            self._warn(
+                f"warning: {path} belongs to another user (uid {info.st_uid}); "
+                "the credentials in it may not be yours"
+            )
         elif info.st_mode & 0o077:
             self._warned = True
-            self._warn(f"warning: {path} is accessible by others "
-                       f"(mode {stat.S_IMODE(info.st_mode):04o}); it holds your token. "
-                       "It will be set to 0600 on the next write")
+            self._warn(
+                f"warning: {path} is accessible by others "
+                f"(mode {stat.S_IMODE(info.st_mode):04o}); it holds your token. "
+                "It will be set to 0600 on the next write"
+            )
 
     # -- writing ---------------------------------------------------------------------------
 
@@ -128,17 +133,36 @@ class Storage:
         stored, _, stored_bad = self._read_for_update(self.credentials)
         state = State(config, stored, self._keep_out)
         result = change(state)
-        self._save(self.credentials, stored_bad, state.credentials_removed,
-                   state.credentials_changed, lambda: credentials_text(state.stored_object()),
-                   remove_corrupted, expect=False)
-        self._save(self.config, config_bad, state.config_removed, state.config_changed,
-                   lambda: config_text(state.config_object()), remove_corrupted,
-                   expect=(None if config_bad else config_raw) if check else False)
+        self._save(
+            self.credentials,
+            stored_bad,
+            state.credentials_removed,
+            state.credentials_changed,
+            lambda: credentials_text(state.stored_object()),
+            remove_corrupted,
+            expect=False,
+        )
+        self._save(
+            self.config,
+            config_bad,
+            state.config_removed,
+            state.config_changed,
+            lambda: config_text(state.config_object()),
+            remove_corrupted,
+            expect=(None if config_bad else config_raw) if check else False,
+        )
         return result
 
-    def _save(self, file: JsonFile, bad: bool, removed: bool, changed: bool,
-              text: Callable[[], str], remove_corrupted: bool, expect: bytes | None | bool
-              ) -> None:
+    def _save(
+        self,
+        file: JsonFile,
+        bad: bool,
+        removed: bool,
+        changed: bool,
+        text: Callable[[], str],
+        remove_corrupted: bool,
+        expect: bytes | None | bool,
+    ) -> None:
         """Remove or replace one file as the change requires; a corrupted one first goes
         (rexec-logout, or a removal) or is moved aside (a write)."""
         if bad and (remove_corrupted or removed):
@@ -149,8 +173,9 @@ class Storage:
             file.remove()
         elif changed:
             if bad:
-                self._warn(f"warning: configuration file was corrupted; moved it to "
-                           f"{file.move_aside()}")
+                self._warn(
+                    f"warning: configuration file was corrupted; moved it to {file.move_aside()}"
+                )
             file.replace(text(), expect)
 
     def _read_for_update(self, file: JsonFile) -> tuple[JsonObject, bytes | None, bool]:
@@ -198,8 +223,10 @@ class Storage:
         try:
             info = os.fstat(fd)
             if not stat.S_ISREG(info.st_mode):
-                raise StorageError(f"cannot lock {self.lock_path}: it is not a regular file; "
-                                   "remove it, then try again")
+                raise StorageError(
+                    f"cannot lock {self.lock_path}: it is not a regular file; "
+                    "remove it, then try again"
+                )
             if stat.S_IMODE(info.st_mode) != 0o600:
                 try:
                     os.fchmod(fd, 0o600)  # whatever the umask made of it
@@ -220,11 +247,16 @@ def config_text(config: Mapping[str, Any]) -> str:
 def credentials_text(stored: Mapping[str, Any]) -> str:
     """credentials.json: one account or credential per line, so it reads and diffs well."""
     lists = ("accounts", "credentials")
-    parts = [f"  {json.dumps(k)}: {json.dumps(v, ensure_ascii=False)}"
-             for k, v in stored.items() if k not in lists]
+    parts = [
+        f"  {json.dumps(k)}: {json.dumps(v, ensure_ascii=False)}"
+        for k, v in stored.items()
+        if k not in lists
+    ]
     for key in lists:
-        items = [json.dumps(item, ensure_ascii=False, separators=(",", ":"))
-                 for item in stored.get(key) or []]
+        items = [
+            json.dumps(item, ensure_ascii=False, separators=(",", ":"))
+            for item in stored.get(key) or []
+        ]
         body = "[\n" + ",\n".join(f"    {item}" for item in items) + "\n  ]" if items else "[]"
         parts.append(f"  {json.dumps(key)}: {body}")
     return "{\n" + ",\n".join(parts) + "\n}\n"

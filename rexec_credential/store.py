@@ -39,12 +39,24 @@ LEGACY_FACTS = ("password_expiry_utc", "oauth_refresh_token")
 class State:
     """The contents of config.json and credentials.json, with the operations on them."""
 
-    __slots__ = ("config", "accounts", "credentials", "other", "keep_out", "config_changed",
-                 "credentials_changed", "config_removed", "credentials_removed")
+    __slots__ = (
+        "config",
+        "accounts",
+        "credentials",
+        "other",
+        "keep_out",
+        "config_changed",
+        "credentials_changed",
+        "config_removed",
+        "credentials_removed",
+    )
 
-    def __init__(self, config: Mapping[str, Any] | None = None,
-                 stored: Mapping[str, Any] | None = None,
-                 keep_out: Collection[str] = ()) -> None:
+    def __init__(
+        self,
+        config: Mapping[str, Any] | None = None,
+        stored: Mapping[str, Any] | None = None,
+        keep_out: Collection[str] = (),
+    ) -> None:
         config = dict(config or {})
         stored = dict(stored or {})
         accounts = stored.pop("accounts", None)
@@ -77,22 +89,27 @@ class State:
         """Every Rexec login: (account, is_active), the active one first."""
         active = self.active()
         found: list[Login] = [(active, True)] if active else []
-        return found + [(a, False) for a in self.accounts
-                        if not (active and (a.token, a.host) == (active.token, active.host))]
+        return found + [
+            (a, False)
+            for a in self.accounts
+            if not (active and (a.token, a.host) == (active.token, active.host))
+        ]
 
     def find(self, query: Query, now: float) -> Record | None:
         """The first unexpired record that matches a request: the active login, the other
         accounts, then the credentials git stored."""
         for account, _ in self.logins():
             record = account.record()
-            if records.matches(query, record, host_wide=True) and not records.expired(record,
-                                                                                         now):
+            if records.matches(query, record, host_wide=True) and not records.expired(record, now):
                 return record
         host, protocol = query.get("host"), query.get("protocol")
         for entry in self.credentials:
             # The cheap comparisons first: this loop may see thousands of entries.
-            if not isinstance(entry, dict) or (host is not None and entry.get("host") != host) \
-                    or (protocol is not None and entry.get("protocol") != protocol):
+            if (
+                not isinstance(entry, dict)
+                or (host is not None and entry.get("host") != host)
+                or (protocol is not None and entry.get("protocol") != protocol)
+            ):
                 continue
             if records.well_formed(entry) and records.matches(query, entry):
                 answer = _answer(entry)
@@ -102,9 +119,12 @@ class State:
 
     def select(self, host: str | None, username: str | None) -> list[Login]:
         """The logins on host (a normalised URL) as username; None matches any."""
-        return [(account, active) for account, active in self.logins()
-                if (host is None or account.host == host)
-                and (username is None or account.username == username)]
+        return [
+            (account, active)
+            for account, active in self.logins()
+            if (host is None or account.host == host)
+            and (username is None or account.username == username)
+        ]
 
     # -- git's store and erase -------------------------------------------------------------
 
@@ -123,8 +143,9 @@ class State:
                 return self._renew(account, active, new, now)
         if new in self.credentials:
             return False
-        self.credentials = [new] + [c for c in self.credentials
-                                    if not (isinstance(c, dict) and records.same_slot(c, new))]
+        self.credentials = [new] + [
+            c for c in self.credentials if not (isinstance(c, dict) and records.same_slot(c, new))
+        ]
         self.credentials_changed = True
         return True
 
@@ -141,8 +162,11 @@ class State:
         for account, active in self.logins():
             if records.matches(pattern, account.record(), with_password, host_wide=True):
                 changed = self._forget(account, active) or changed
-        kept = [c for c in self.credentials
-                if not (records.well_formed(c) and records.matches(pattern, c, with_password))]
+        kept = [
+            c
+            for c in self.credentials
+            if not (records.well_formed(c) and records.matches(pattern, c, with_password))
+        ]
         if len(kept) != len(self.credentials):
             self.credentials = kept
             self.credentials_changed = changed = True
@@ -166,8 +190,11 @@ class State:
         self._keep_active_as_account(account.created_at)
         self.accounts = [account] + [a for a in self.accounts if not a.same_login(account)]
         record = account.record()
-        self.credentials = [c for c in self.credentials
-                            if not (isinstance(c, dict) and records.same_login(c, record))]
+        self.credentials = [
+            c
+            for c in self.credentials
+            if not (isinstance(c, dict) and records.same_login(c, record))
+        ]
         self._set_active(account)
         self.credentials_changed = True
         return True
@@ -182,8 +209,11 @@ class State:
         """Forget a login: its token leaves both files; for the active login config.json
         goes completely."""
         self.accounts = [a for a in self.accounts if a.token != account.token]
-        kept = [c for c in self.credentials
-                if not (isinstance(c, dict) and c.get("password") == account.token)]
+        kept = [
+            c
+            for c in self.credentials
+            if not (isinstance(c, dict) and c.get("password") == account.token)
+        ]
         self.credentials_changed = True
         self.credentials = kept
         if active or self.config.get("token") == account.token:
@@ -198,8 +228,12 @@ class State:
 
     def touched(self) -> bool:
         """True when either file must be written or removed."""
-        return (self.config_changed or self.credentials_changed or self.config_removed
-                or self.credentials_removed)
+        return (
+            self.config_changed
+            or self.credentials_changed
+            or self.config_removed
+            or self.credentials_removed
+        )
 
     def config_object(self) -> dict[str, Any]:
         """config.json's object: the five fields in the Rexec CLI's order, then other keys."""
@@ -209,9 +243,12 @@ class State:
 
     def stored_object(self) -> dict[str, Any]:
         """credentials.json's object."""
-        return {"version": FORMAT_VERSION, **self.other,
-                "accounts": [a.to_json() for a in self.accounts],
-                "credentials": self.credentials}
+        return {
+            "version": FORMAT_VERSION,
+            **self.other,
+            "accounts": [a.to_json() for a in self.accounts],
+            "credentials": self.credentials,
+        }
 
     # -- inside ----------------------------------------------------------------------------
 
@@ -252,8 +289,14 @@ class State:
             if kept is None:
                 if not changed and facts[1:] == (None, ""):
                     return False  # already stored, and nothing to add
-                kept = Account(account.host, account.username, token, account.email,
-                               account.tier, created_at=int(now))
+                kept = Account(
+                    account.host,
+                    account.username,
+                    token,
+                    account.email,
+                    account.tier,
+                    created_at=int(now),
+                )
                 self.accounts = [kept] + [a for a in self.accounts if not a.same_login(kept)]
                 self.credentials_changed = changed = True
             account = kept
@@ -280,7 +323,8 @@ class State:
             # each entry once.
             seen = {json.dumps(c, sort_keys=True) for c in self.credentials}
             self.credentials = self.credentials + [
-                c for c in _list(legacy) if json.dumps(c, sort_keys=True) not in seen]
+                c for c in _list(legacy) if json.dumps(c, sort_keys=True) not in seen
+            ]
             self.config_changed = self.credentials_changed = True
         facts = {k: self.config.pop(k) for k in LEGACY_FACTS if k in self.config}
         if facts:
@@ -304,7 +348,8 @@ def _answer(entry: Query) -> Record:
     """A stored credential as `get` answers it: its expiry as a number, or its JWT's `exp`."""
     record = dict(entry)
     exp = records.expiry_value(record.get("password_expiry_utc")) or tokens.expiry(
-        record["password"])
+        record["password"]
+    )
     if exp is None:
         record.pop("password_expiry_utc", None)
     else:

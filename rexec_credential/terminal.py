@@ -21,8 +21,14 @@ MAX_LINE = 65536  # bytes of one pasted line; longer is not something anyone pas
 class Terminal:
     """stdin/stdout, whether each is a terminal, and a no-echo prompt (getpass)."""
 
-    def __init__(self, stdin: IO[bytes], stdout: IO[str], stdin_is_tty: bool,
-                 stdout_is_tty: bool, read_secret: Callable[[str], str] | None = None) -> None:
+    def __init__(
+        self,
+        stdin: IO[bytes],
+        stdout: IO[str],
+        stdin_is_tty: bool,
+        stdout_is_tty: bool,
+        read_secret: Callable[[str], str] | None = None,
+    ) -> None:
         self.stdin, self.stdout = stdin, stdout
         self.stdin_is_tty, self.stdout_is_tty = stdin_is_tty, stdout_is_tty
         self._read_secret = read_secret or _getpass

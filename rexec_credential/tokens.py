@@ -28,7 +28,7 @@ VALID_FORMS = (
 def kind(token: str) -> str | None:
     """Return "api" or "jwt" for a well-formed token, None for anything else."""
     if token.startswith(API_PREFIX):
-        body = token[len(API_PREFIX):]
+        body = token[len(API_PREFIX) :]
         if 32 <= len(body) <= 64 and set(body) <= _ALNUM:
             return API
         return None
@@ -123,5 +123,6 @@ def _printable(char: str) -> bool:
     if char in "\t\n\r\v\f":
         return True
     # C0, DEL, C1, and the bidirectional overrides that can make a line read backwards.
-    return not (code < 32 or 127 <= code < 160 or 0x202A <= code <= 0x202E
-                or 0x2066 <= code <= 0x2069)
+    return not (
+        code < 32 or 127 <= code < 160 or 0x202A <= code <= 0x202E or 0x2066 <= code <= 0x2069
+    )

@@ -69,9 +69,14 @@ def standin():
 def git_world(tmp_path, home) -> dict:
     """An environment for git: no prompt, no askpass, an identity for commits."""
     env = {k: v for k, v in os.environ.items() if k not in ("SSH_ASKPASS", "DISPLAY")}
-    env.update(GIT_TERMINAL_PROMPT="0", GIT_AUTHOR_NAME="T", GIT_AUTHOR_EMAIL="t@example.com",
-               GIT_COMMITTER_NAME="T", GIT_COMMITTER_EMAIL="t@example.com",
-               GIT_CEILING_DIRECTORIES=str(tmp_path))
+    env.update(
+        GIT_TERMINAL_PROMPT="0",
+        GIT_AUTHOR_NAME="T",
+        GIT_AUTHOR_EMAIL="t@example.com",
+        GIT_COMMITTER_NAME="T",
+        GIT_COMMITTER_EMAIL="t@example.com",
+        GIT_CEILING_DIRECTORIES=str(tmp_path),
+    )
     return env
 
 
@@ -83,20 +88,27 @@ def git_server(tmp_path, standin, git_world):
 
     root = tmp_path / "srv"
     root.mkdir()
-    subprocess.run(["git", "init", "-q", "--bare", "-b", "main", str(root / "repo.git")],
-                   check=True, env=git_world)
+    subprocess.run(
+        ["git", "init", "-q", "--bare", "-b", "main", str(root / "repo.git")],
+        check=True,
+        env=git_world,
+    )
     seed = tmp_path / "seed"
     subprocess.run(["git", "init", "-q", "-b", "main", str(seed)], check=True, env=git_world)
     (seed / "README").write_text("hello\n")
-    for args in (["add", "README"], ["commit", "-q", "-m", "first"],
-                 ["push", "-q", str(root / "repo.git"), "main"]):
+    for args in (
+        ["add", "README"],
+        ["commit", "-q", "-m", "first"],
+        ["push", "-q", str(root / "repo.git"), "main"],
+    ):
         subprocess.run(["git", *args], cwd=seed, check=True, env=git_world, capture_output=True)
     with GitHTTPServer(str(root), standin.url) as srv:
         yield srv
 
 
-def call(command: str, argv: list, stdin: bytes = b"", env: dict | None = None,
-         **ctx_options) -> Result:
+def call(
+    command: str, argv: list, stdin: bytes = b"", env: dict | None = None, **ctx_options
+) -> Result:
     """Run a command in-process through cli.main with a Context built for the test."""
     out, err = io.StringIO(), io.StringIO()
     ctx = Context(
@@ -110,21 +122,29 @@ def call(command: str, argv: list, stdin: bytes = b"", env: dict | None = None,
     return Result(out.getvalue(), err.getvalue(), code)
 
 
-def run_bin(name: str, *args: str, stdin: bytes | str = b"", env: dict | None = None,
-            timeout: float = 60) -> Result:
+def run_bin(
+    name: str, *args: str, stdin: bytes | str = b"", env: dict | None = None, timeout: float = 60
+) -> Result:
     """Run an installed executable as a subprocess."""
     data = stdin.encode() if isinstance(stdin, str) else stdin
     proc = subprocess.run(
-        [str(BIN_DIR / name), *args], input=data, capture_output=True,
-        env=dict(os.environ if env is None else env), timeout=timeout,
+        [str(BIN_DIR / name), *args],
+        input=data,
+        capture_output=True,
+        env=dict(os.environ if env is None else env),
+        timeout=timeout,
     )
-    return Result(proc.stdout.decode("utf-8", "replace"), proc.stderr.decode("utf-8", "replace"),
-                  proc.returncode)
+    return Result(
+        proc.stdout.decode("utf-8", "replace"),
+        proc.stderr.decode("utf-8", "replace"),
+        proc.returncode,
+    )
 
 
 def pytest_addoption(parser):
-    parser.addoption("--full", action="store_true",
-                     help="stress suite: run the big numbers the README quotes")
+    parser.addoption(
+        "--full", action="store_true", help="stress suite: run the big numbers the README quotes"
+    )
 
 
 def pytest_configure(config):

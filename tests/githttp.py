@@ -37,8 +37,9 @@ class GitHTTPServer:
         self._server = ThreadingHTTPServer((LOOPBACK, 0), _Handler)
         self._server.daemon_threads = True
         self._server.git = self  # type: ignore[attr-defined]
-        self._thread = threading.Thread(target=self._server.serve_forever,
-                                        kwargs={"poll_interval": 0.05}, daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
         self._thread.start()
         return self
 
@@ -67,8 +68,9 @@ class GitHTTPServer:
     def user_for(self, token: str) -> str | None:
         """The username the service reports for token, or None when it rejects it."""
         path = "/api/tokens/validate" if token.startswith("rexec_") else "/api/profile"
-        request = urllib.request.Request(self.service_url + path,
-                                         headers={"Authorization": f"Bearer {token}"})
+        request = urllib.request.Request(
+            self.service_url + path, headers={"Authorization": f"Bearer {token}"}
+        )
         opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
         try:
             with opener.open(request, timeout=10) as response:
@@ -98,8 +100,11 @@ class _Handler(BaseHTTPRequestHandler):
         body = self._body()
         if token is None or git.user_for(token) is None:
             git.record((self.command, self.path, basic_user, 401))
-            self._reply(401, {"WWW-Authenticate": REALM, "Content-Type": "text/plain"},
-                        b"authentication required\n")
+            self._reply(
+                401,
+                {"WWW-Authenticate": REALM, "Content-Type": "text/plain"},
+                b"authentication required\n",
+            )
             return
         status, headers, payload = self._backend(git.root, basic_user or "rexec", body)
         git.record((self.command, self.path, basic_user, status))
@@ -137,12 +142,15 @@ class _Handler(BaseHTTPRequestHandler):
             "SERVER_PROTOCOL": "HTTP/1.0",
             "GATEWAY_INTERFACE": "CGI/1.1",
         }
-        for header, name in (("Git-Protocol", "GIT_PROTOCOL"),
-                             ("Content-Encoding", "HTTP_CONTENT_ENCODING")):
+        for header, name in (
+            ("Git-Protocol", "GIT_PROTOCOL"),
+            ("Content-Encoding", "HTTP_CONTENT_ENCODING"),
+        ):
             if self.headers.get(header):
                 env[name] = self.headers[header]
-        proc = subprocess.run(["git", "http-backend"], input=body, capture_output=True, env=env,
-                              timeout=60)
+        proc = subprocess.run(
+            ["git", "http-backend"], input=body, capture_output=True, env=env, timeout=60
+        )
         head, _, payload = proc.stdout.partition(b"\r\n\r\n")
         if not _:
             head, _, payload = proc.stdout.partition(b"\n\n")
@@ -177,20 +185,36 @@ def _basic(header: str | None) -> tuple:
     return (user, password) if sep else (None, None)
 
 
-def git(*args: str, env: dict, cwd=None, check: bool = True,
-        helper: bool = True) -> subprocess.CompletedProcess:
+def git(
+    *args: str, env: dict, cwd=None, check: bool = True, helper: bool = True
+) -> subprocess.CompletedProcess:
     """git; with `helper`, rexec is its only credential helper (the empty value resets the
     list), else git uses what its configuration says."""
     options = ["-c", "credential.helper=", "-c", "credential.helper=rexec"] if helper else []
-    proc = subprocess.run(["git", *options, *args], capture_output=True, text=True, env=env,
-                          cwd=cwd, timeout=120)
+    proc = subprocess.run(
+        ["git", *options, *args], capture_output=True, text=True, env=env, cwd=cwd, timeout=120
+    )
     if check:
         assert proc.returncode == 0, f"git {args} failed: {proc.stderr}"
     return proc
 
 
-def clone(server: GitHTTPServer, tmp_path, env: dict, *options: str, check: bool = True,
-          helper: bool = True) -> subprocess.CompletedProcess:
+def clone(
+    server: GitHTTPServer,
+    tmp_path,
+    env: dict,
+    *options: str,
+    check: bool = True,
+    helper: bool = True,
+) -> subprocess.CompletedProcess:
     """git clone <server>/repo.git into tmp_path/clone."""
-    return git(*options, "clone", "-q", f"{server.url}/repo.git", str(tmp_path / "clone"),
-               env=env, check=check, helper=helper)
+    return git(
+        *options,
+        "clone",
+        "-q",
+        f"{server.url}/repo.git",
+        str(tmp_path / "clone"),
+        env=env,
+        check=check,
+        helper=helper,
+    )

@@ -28,8 +28,14 @@ def storage(directory: Path) -> Storage:
     return Storage(str(directory), print)
 
 
-def log_in(directory: Path, host: str, token: str, username: str = "johndoe",
-           email: str = "john@example.com", tier: str = "pro") -> None:
+def log_in(
+    directory: Path,
+    host: str,
+    token: str,
+    username: str = "johndoe",
+    email: str = "john@example.com",
+    tier: str = "pro",
+) -> None:
     """Record a login the way rexec-login does after the service accepted the token."""
     account = Account(host, username, token, email, tier, created_at=NOW)
     storage(directory).update(lambda state: state.log_in(account))

@@ -46,8 +46,9 @@ def save(directory: str, env: dict | None = None, **fields: str) -> bytes:
         cfg["token"] = env["REXEC_TOKEN"]
     os.makedirs(directory, mode=0o700, exist_ok=True)
     data = json.dumps(cfg, indent=2).encode()
-    fd = os.open(os.path.join(directory, "config.json"),
-                 os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    fd = os.open(
+        os.path.join(directory, "config.json"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600
+    )
     try:
         os.write(fd, data)
     finally:
@@ -73,10 +74,20 @@ def logout(directory: str) -> None:
 def loop(directory: str, seconds: float) -> int:
     """Save config.json over and over for `seconds`, alternating two logins; the count."""
     logins = [
-        {"host": "https://rexec.pipeops.io", "token": "rexec_" + "c1" * 32,
-         "username": "cli-one", "email": "one@example.com", "tier": "pro"},
-        {"host": "https://rexec.pipeops.io", "token": "rexec_" + "c2" * 32,
-         "username": "cli-two", "email": "two@example.com", "tier": "free"},
+        {
+            "host": "https://rexec.pipeops.io",
+            "token": "rexec_" + "c1" * 32,
+            "username": "cli-one",
+            "email": "one@example.com",
+            "tier": "pro",
+        },
+        {
+            "host": "https://rexec.pipeops.io",
+            "token": "rexec_" + "c2" * 32,
+            "username": "cli-two",
+            "email": "two@example.com",
+            "tier": "free",
+        },
     ]
     deadline = time.monotonic() + seconds
     count = 0

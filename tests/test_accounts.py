@@ -24,8 +24,9 @@ def login(standin, token: str, env: dict | None = None):
 
 def profile_status(standin, token: str) -> tuple:
     """(status, error) of GET /api/profile with token, straight to the stand-in."""
-    request = urllib.request.Request(standin.url + "/api/profile",
-                                     headers={"Authorization": f"Bearer {token}"})
+    request = urllib.request.Request(
+        standin.url + "/api/profile", headers={"Authorization": f"Bearer {token}"}
+    )
     opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
     try:
         with opener.open(request, timeout=10) as response:
@@ -67,8 +68,9 @@ def test_logout_of_a_jwt_login_ends_its_session_everywhere(standin, config_path)
     assert profile_status(standin, token) == (401, "session_revoked")
     assert not config_path.exists()
     assert token not in (config_path.parent / "credentials.json").read_text()
-    who = run_bin("rexec-whoami", env={**os.environ, "REXEC_TOKEN": token,
-                                       "REXEC_HOST": standin.url})
+    who = run_bin(
+        "rexec-whoami", env={**os.environ, "REXEC_TOKEN": token, "REXEC_HOST": standin.url}
+    )
     assert who.code == 1 and "session_revoked" in who.err and "rexec-login" in who.err
 
 
@@ -118,12 +120,16 @@ def test_an_api_token_is_never_revoked(standin, config_path):
 
 
 def test_logout_of_the_active_login_keeps_the_others(standin, two, config_path):
-    git = run_bin("rexec-credential", "store", stdin="protocol=https\nhost=github.com\n"
-                  "username=octo\npassword=gh\n")
+    git = run_bin(
+        "rexec-credential",
+        "store",
+        stdin="protocol=https\nhost=github.com\nusername=octo\npassword=gh\n",
+    )
     assert git.code == 0
     result = run_bin("rexec-logout")
-    assert result.out == (f"✓ Logged out janedoe (jane@example.com) on {standin.url} "
-                          "(1 other login remains)\n")
+    assert result.out == (
+        f"✓ Logged out janedoe (jane@example.com) on {standin.url} (1 other login remains)\n"
+    )
     assert not config_path.exists()
     assert [a["username"] for a in accounts(config_path.parent)] == ["johndoe"]
     assert [c["host"] for c in credentials(config_path.parent)] == ["github.com"]
@@ -144,11 +150,15 @@ def test_logout_host_with_several_logins_lists_them_and_exits_2(standin, two, co
     result = run_bin("rexec-logout", "--host", standin.url)
     assert result.code == 2
     lines = result.err.splitlines()
-    assert lines[0] == ("rexec-logout: more than one login matches; choose one with --host "
-                        "and --user:")
-    assert sorted(lines[1:]) == sorted([
-        f"  janedoe (jane@example.com) on {standin.url}  (active)",
-        f"  johndoe (johndoe@example.com) on {standin.url}"])
+    assert lines[0] == (
+        "rexec-logout: more than one login matches; choose one with --host and --user:"
+    )
+    assert sorted(lines[1:]) == sorted(
+        [
+            f"  janedoe (jane@example.com) on {standin.url}  (active)",
+            f"  johndoe (johndoe@example.com) on {standin.url}",
+        ]
+    )
     assert two["john"] not in result.err and two["jane"] not in result.err
     assert config_path.exists() and len(accounts(config_path.parent)) == 2
 
@@ -167,8 +177,16 @@ def test_logout_all_ends_every_session_and_removes_both_files(standin, two, conf
 
 def test_logout_of_a_login_the_rexec_cli_wrote(standin, config_path):
     token = standin.mint_jwt("johndoe")
-    write_json(config_path, {"host": standin.url, "token": token, "username": "johndoe",
-                             "email": "johndoe@example.com", "tier": "pro"})
+    write_json(
+        config_path,
+        {
+            "host": standin.url,
+            "token": token,
+            "username": "johndoe",
+            "email": "johndoe@example.com",
+            "tier": "pro",
+        },
+    )
     result = run_bin("rexec-logout")
     assert result.code == 0 and not config_path.exists()
     assert profile_status(standin, token) == (401, "session_revoked")
@@ -177,15 +195,20 @@ def test_logout_of_a_login_the_rexec_cli_wrote(standin, config_path):
 # -- rexec-login --switch -------------------------------------------------------------------------
 
 
-def test_switch_with_two_logins_goes_to_the_other_and_writes_the_five_fields(standin, two,
-                                                                            config_path):
+def test_switch_with_two_logins_goes_to_the_other_and_writes_the_five_fields(
+    standin, two, config_path
+):
     standin.clear_log()
     result = run_bin("rexec-login", "--switch")
     assert (result.code, result.err) == (0, "")
     assert result.out == f"✓ Switched to johndoe (johndoe@example.com) on {standin.url}\n"
     assert json.loads(config_path.read_text()) == {
-        "host": standin.url, "token": two["john"], "username": "johndoe",
-        "email": "johndoe@example.com", "tier": "pro"}
+        "host": standin.url,
+        "token": two["john"],
+        "username": "johndoe",
+        "email": "johndoe@example.com",
+        "tier": "pro",
+    }
     assert standin.log == []  # no network
     back = run_bin("rexec-login", "--switch", "--user", "janedoe")
     assert back.code == 0 and json.loads(config_path.read_text())["token"] == two["jane"]
@@ -235,9 +258,22 @@ def test_whoami_all_json_marks_the_active_one(standin, two):
     assert result.code == 0
     listed = json.loads(result.out)
     assert [(o["username"], o["active"], o["state"], o["token_kind"]) for o in listed] == [
-        ("janedoe", True, "valid", "api"), ("johndoe", False, "valid", "jwt")]
-    assert set(listed[1]) == {"username", "email", "tier", "role", "host", "token_source",
-                              "token_kind", "token_expires", "active", "state", "error"}
+        ("janedoe", True, "valid", "api"),
+        ("johndoe", False, "valid", "jwt"),
+    ]
+    assert set(listed[1]) == {
+        "username",
+        "email",
+        "tier",
+        "role",
+        "host",
+        "token_source",
+        "token_kind",
+        "token_expires",
+        "active",
+        "state",
+        "error",
+    }
     assert isinstance(listed[1]["token_expires"], int) and listed[0]["token_expires"] is None
 
 
@@ -245,9 +281,15 @@ def test_whoami_json_for_one_login(standin, two):
     result = run_bin("rexec-whoami", "--json")
     assert result.code == 0
     assert json.loads(result.out) == {
-        "username": "janedoe", "email": "jane@example.com", "tier": "free", "role": "user",
-        "host": standin.url, "token_source": "config", "token_kind": "api",
-        "token_expires": None}
+        "username": "janedoe",
+        "email": "jane@example.com",
+        "tier": "free",
+        "role": "user",
+        "host": standin.url,
+        "token_source": "config",
+        "token_kind": "api",
+        "token_expires": None,
+    }
 
 
 def test_whoami_all_expired_jwt_needs_no_request_and_exits_1(standin, two, home):
@@ -267,10 +309,15 @@ def test_whoami_all_one_unreachable_among_reachable_exits_3(standin, two, home):
     log_in(home / ".rexec", down, standin.mint_api_token("johndoe"), "johndoe")
     result = run_bin("rexec-whoami", "--all", "--porcelain")
     assert result.code == 3
-    blocks = [dict(line.split("=", 1) for line in block.splitlines())
-              for block in result.out.split("\n\n")]
+    blocks = [
+        dict(line.split("=", 1) for line in block.splitlines())
+        for block in result.out.split("\n\n")
+    ]
     assert sorted((b["host"] == down, b["state"]) for b in blocks) == [
-        (False, "valid"), (False, "valid"), (True, "unreachable")]
+        (False, "valid"),
+        (False, "valid"),
+        (True, "unreachable"),
+    ]
     assert "connection refused" in next(b["error"] for b in blocks if b["host"] == down)
 
 
@@ -284,15 +331,25 @@ def test_whoami_all_a_rejected_login_wins_over_an_unreachable_one(standin, two, 
 
 def test_whoami_all_lists_rexec_token_and_a_login_the_rexec_cli_wrote(standin, config_path):
     cli_token = standin.mint_api_token("johndoe")
-    write_json(config_path, {"host": standin.url, "token": cli_token, "username": "johndoe",
-                             "email": "johndoe@example.com", "tier": "pro"})
+    write_json(
+        config_path,
+        {
+            "host": standin.url,
+            "token": cli_token,
+            "username": "johndoe",
+            "email": "johndoe@example.com",
+            "tier": "pro",
+        },
+    )
     env_token = standin.mint_api_token("janedoe")
     env = {**os.environ, "REXEC_TOKEN": env_token}
     result = run_bin("rexec-whoami", "--all", "--json", env=env)
     assert result.code == 0, result
     listed = json.loads(result.out)
     assert [(o["username"], o["token_source"], o["active"]) for o in listed] == [
-        ("janedoe", "env", False), ("johndoe", "config", True)]
+        ("janedoe", "env", False),
+        ("johndoe", "config", True),
+    ]
     assert cli_token not in result.out and env_token not in result.out
 
 
@@ -310,8 +367,10 @@ def test_a_revoked_session_says_the_login_was_ended(standin, config_path):
     standin.revoke(token)
     result = run_bin("rexec-whoami")
     assert result.code == 1
-    assert result.err == ("Error: Invalid token: the session of this login was ended "
-                          "(session_revoked). Run 'rexec-login' to log in again.\n")
+    assert result.err == (
+        "Error: Invalid token: the session of this login was ended "
+        "(session_revoked). Run 'rexec-login' to log in again.\n"
+    )
 
 
 def test_a_locked_screen_says_to_unlock_it_in_the_web_app(standin, config_path):
@@ -320,8 +379,10 @@ def test_a_locked_screen_says_to_unlock_it_in_the_web_app(standin, config_path):
     standin.lock_screen("johndoe")
     result = run_bin("rexec-whoami")
     assert result.code == 1
-    assert result.err == ("Error: Account locked: the screen lock is on for this account "
-                          "(session_locked). Unlock it in the Rexec web app, then try again.\n")
+    assert result.err == (
+        "Error: Account locked: the screen lock is on for this account "
+        "(session_locked). Unlock it in the Rexec web app, then try again.\n"
+    )
     standin.unlock_screen("johndoe")
     assert run_bin("rexec-whoami").code == 0
 

@@ -17,8 +17,11 @@ def client(url: str) -> Client:
 def test_validate_api_token_returns_the_user(standin):
     token = standin.mint_api_token("johndoe")
     user = client(standin.url).validate_api_token(token)
-    assert (user["username"], user["email"], user["tier"]) == ("johndoe", "johndoe@example.com",
-                                                                "pro")
+    assert (user["username"], user["email"], user["tier"]) == (
+        "johndoe",
+        "johndoe@example.com",
+        "pro",
+    )
 
 
 @pytest.mark.parametrize("legacy", [False, True], ids=["nested-user", "legacy-flat"])
@@ -136,7 +139,8 @@ JWT_ECHO = (  # the shape the service issues: its claims make it about 390 chara
     "eyJ1c2VyX2lkIjoiNWYwYzZiMmUtMWQyYS00YzRlLTlmNTctMGEzZjJkNmI5ZTExIiwiZW1haWwiOiJqb2huZG9lQGV4"
     "YW1wbGUuY29tIiwidXNlcm5hbWUiOiJqb2huZG9lIiwidGllciI6InBybyIsImd1ZXN0IjpmYWxzZSwic3Vic2NyaXB0"
     "aW9uX2FjdGl2ZSI6dHJ1ZSwiZXhwIjo0MTAyNDQ0ODAwLCJpYXQiOjE3MDAwMDAwMDAsInNpZCI6IjAxMjM0NTY3ODlh"
-    "YmNkZWYwMTIzNDU2Nzg5YWJjZGVmIn0.c2lnbmF0dXJlLXNpZ25hdHVyZS1zaWduYXR1cmUtc2ln")
+    "YmNkZWYwMTIzNDU2Nzg5YWJjZGVmIn0.c2lnbmF0dXJlLXNpZ25hdHVyZS1zaWduYXR1cmUtc2ln"
+)
 API_ECHO = "rexec_" + "0123456789abcdef" * 4
 
 
@@ -177,16 +181,23 @@ def answering():
 def leaked_pieces(token: str, text: str, piece: int = 10) -> list:
     """Every run of `piece` characters of the token (past a kind prefix) found in text."""
     start = len("rexec_") if token.startswith("rexec_") else 3
-    return [token[i:i + piece] for i in range(start, len(token) - piece + 1)
-            if token[i:i + piece] in text]
+    return [
+        token[i : i + piece]
+        for i in range(start, len(token) - piece + 1)
+        if token[i : i + piece] in text
+    ]
 
 
-@pytest.mark.parametrize("status, body, call", [
-    (200, {"valid": False, "error": f"token {API_ECHO} is not valid"}, "validate"),
-    (401, {"error": "x" * 180 + " " + API_ECHO}, "validate"),  # the token straddles the cut
-    (401, {"error": f"bad token {JWT_ECHO}"}, "profile"),
-    (401, {"error": "y" * 150 + " " + JWT_ECHO}, "profile"),
-], ids=["valid-false", "api-at-the-cut", "jwt", "jwt-at-the-cut"])
+@pytest.mark.parametrize(
+    "status, body, call",
+    [
+        (200, {"valid": False, "error": f"token {API_ECHO} is not valid"}, "validate"),
+        (401, {"error": "x" * 180 + " " + API_ECHO}, "validate"),  # the token straddles the cut
+        (401, {"error": f"bad token {JWT_ECHO}"}, "profile"),
+        (401, {"error": "y" * 150 + " " + JWT_ECHO}, "profile"),
+    ],
+    ids=["valid-false", "api-at-the-cut", "jwt", "jwt-at-the-cut"],
+)
 def test_an_echoed_token_never_shows_any_part(answering, status, body, call):
     token = API_ECHO if call == "validate" else JWT_ECHO
     url = answering(status, body)
@@ -208,8 +219,9 @@ def test_control_characters_from_the_server_are_removed(answering):
 
 
 def test_a_profile_is_cleaned_of_control_characters_and_tokens(answering):
-    url = answering(200, {"user": {"username": "evil\x1b[31m", "email": f"{JWT_ECHO}@x\x07",
-                                   "tier": "pro\x1b"}})
+    url = answering(
+        200, {"user": {"username": "evil\x1b[31m", "email": f"{JWT_ECHO}@x\x07", "tier": "pro\x1b"}}
+    )
     profile = client(url).profile(JWT_ECHO)
     shown = " ".join(str(profile[k]) for k in ("username", "email", "tier"))
     assert not any(ord(c) < 32 or ord(c) == 127 for c in shown)

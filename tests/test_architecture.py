@@ -58,14 +58,14 @@ def imports_of(name: str) -> set:
                 module = node.module or ""
                 if not module.startswith("rexec_credential"):
                     continue
-                module = module[len("rexec_credential."):] if "." in module else ""
+                module = module[len("rexec_credential.") :] if "." in module else ""
             for alias in node.names:
                 candidate = f"{module}.{alias.name}" if module else alias.name
                 found.add(candidate if candidate in LAYER else module)
         elif isinstance(node, ast.Import):
             for alias in node.names:
                 if alias.name.startswith("rexec_credential."):
-                    found.add(alias.name[len("rexec_credential."):])
+                    found.add(alias.name[len("rexec_credential.") :])
     return {m for m in found if m}
 
 
@@ -84,7 +84,8 @@ def test_imports_only_lower_layers(name):
             assert imported in ("", "__init__", "commands"), f"{name} imports {imported}"
             continue
         assert LAYER[imported] < LAYER[name], (
-            f"{name} (layer {LAYER[name]}) imports {imported} (layer {LAYER[imported]})")
+            f"{name} (layer {LAYER[name]}) imports {imported} (layer {LAYER[imported]})"
+        )
 
 
 def test_the_stand_in_imports_nothing_of_the_client():
@@ -93,8 +94,11 @@ def test_the_stand_in_imports_nothing_of_the_client():
         if path.name in ("demo.py",):  # the demo runs the installed executables, as a user
             continue
         source = path.read_text()
-        assert not re.search(r"from \.\.\w|import rexec_credential\.(?!testing)|"
-                             r"from rexec_credential(?!\.testing)", source), path.name
+        assert not re.search(
+            r"from \.\.\w|import rexec_credential\.(?!testing)|"
+            r"from rexec_credential(?!\.testing)",
+            source,
+        ), path.name
 
 
 def test_the_docs_list_the_layers_in_this_order():

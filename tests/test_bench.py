@@ -11,8 +11,9 @@ SCRIPT = REPO / "bench" / "credential_get.py"
 
 
 def bench(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(SCRIPT), *args], capture_output=True, text=True,
-                          timeout=300)
+    return subprocess.run(
+        [sys.executable, str(SCRIPT), *args], capture_output=True, text=True, timeout=300
+    )
 
 
 def test_bench_reports_medians_and_ratios():
@@ -21,9 +22,13 @@ def test_bench_reports_medians_and_ratios():
     assert proc.stderr == ""
     out = proc.stdout
     assert "2 interleaved runs each" in out
-    for name in ("rexec-credential get (1 stored)", "rexec-credential get (100 stored)",
-                 "rexec-credential get (10,000 stored)", 'python -c "import json"',
-                 "git credential-store get"):
+    for name in (
+        "rexec-credential get (1 stored)",
+        "rexec-credential get (100 stored)",
+        "rexec-credential get (10,000 stored)",
+        'python -c "import json"',
+        "git credential-store get",
+    ):
         assert name in out
     assert "rexec-credential get / import json floor = " in out and "target 1.3x" in out
     assert "get with 10,000 stored / get with 1 = " in out and "target 2.0x" in out

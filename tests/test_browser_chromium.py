@@ -21,9 +21,16 @@ from conftest import BIN_DIR, run_bin
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-proxy-server"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-proxy-server",
+]
 
 
 def _chromium() -> str:
@@ -72,13 +79,18 @@ def rexec_login(tmp_path, standin):
     returns (process, the URL it asked to open)."""
     url_file = tmp_path / "opened-url"
     script = tmp_path / "browser"
-    script.write_text(f'#!/bin/sh\nprintf "%s\\n" "$1" > {shlex.quote(str(url_file))}.tmp\n'
-                      f"mv {shlex.quote(str(url_file))}.tmp {shlex.quote(str(url_file))}\n")
+    script.write_text(
+        f'#!/bin/sh\nprintf "%s\\n" "$1" > {shlex.quote(str(url_file))}.tmp\n'
+        f"mv {shlex.quote(str(url_file))}.tmp {shlex.quote(str(url_file))}\n"
+    )
     script.chmod(0o755)
     env = dict(os.environ, BROWSER=f"{shlex.quote(str(script))} %s")
     proc = subprocess.Popen(
         [str(BIN_DIR / "rexec-login"), "--host", standin.url, "--port", "0", "--timeout", "60"],
-        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
         text=True,
     )
     deadline = time.monotonic() + 20
@@ -125,8 +137,9 @@ def test_browser_login_in_real_chromium_then_whoami(page, rexec_login, standin, 
     assert "Username: johndoe" in whoami.out and f"Host:     {standin.url}" in whoami.out
 
 
-def test_rejected_token_shows_the_failure_page_in_real_chromium(page, rexec_login, standin,
-                                                                config_path):
+def test_rejected_token_shows_the_failure_page_in_real_chromium(
+    page, rexec_login, standin, config_path
+):
     standin.cli_login_rejected = True  # the service issues a JWT its own API refuses
     proc, url = rexec_login
     sign_in_and_authorize(page, url)
@@ -152,7 +165,8 @@ def history_urls(profile_dir) -> list:
 
 
 def test_what_chromium_keeps_in_its_saved_history_and_logout_ends_it(
-        playwright, rexec_login, standin, config_path, tmp_path):
+    playwright, rexec_login, standin, config_path, tmp_path
+):
     """The facts SECURITY.md states: the callback address with ?token=<JWT> stays in the
     History database (replaceState changes only the address bar and adds a second entry),
     and so does the login page's address, which names the one-time callback path; after
@@ -161,7 +175,8 @@ def test_what_chromium_keeps_in_its_saved_history_and_logout_ends_it(
     proc, url = rexec_login
     profile = tmp_path / "profile"
     context = p.chromium.launch_persistent_context(
-        str(profile), executable_path=path, args=CHROMIUM_ARGS, headless=True)
+        str(profile), executable_path=path, args=CHROMIUM_ARGS, headless=True
+    )
     try:
         page = context.new_page()
         sign_in_and_authorize(page, url)

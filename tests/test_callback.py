@@ -44,8 +44,13 @@ def server(recorder):
         yield srv
 
 
-def get(server: CallbackServer, target: str | None = None, method: str = "GET",
-        host: str | None = "default", headers: dict | None = None) -> tuple:
+def get(
+    server: CallbackServer,
+    target: str | None = None,
+    method: str = "GET",
+    host: str | None = "default",
+    headers: dict | None = None,
+) -> tuple:
     """One request to the server; (status, body). target defaults to the genuine callback."""
     if target is None:
         target = urlsplit(server.url).path + "?token=" + TOKEN
@@ -80,66 +85,113 @@ def assert_genuine_request_still_works(server, recorder) -> None:
 # -- pure helpers ---------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("candidate, expected", [
-    ("/callback/" + NONCE, True),
-    ("/callback/" + NONCE[:-1], False),
-    ("/callback/" + NONCE + "x", False),
-    ("/callback/" + NONCE + "/", False),
-    ("/callback/", False),
-    ("/callback", False),
-    ("/CALLBACK/" + NONCE, False),
-    ("/callback/" + NONCE.upper(), False),
-    ("/callback/\udcff\u00e9", False),
-], ids=["exact", "short", "long", "trailing-slash", "empty-nonce", "no-nonce", "case-path",
-        "case-nonce", "non-ascii"])
+@pytest.mark.parametrize(
+    "candidate, expected",
+    [
+        ("/callback/" + NONCE, True),
+        ("/callback/" + NONCE[:-1], False),
+        ("/callback/" + NONCE + "x", False),
+        ("/callback/" + NONCE + "/", False),
+        ("/callback/", False),
+        ("/callback", False),
+        ("/CALLBACK/" + NONCE, False),
+        ("/callback/" + NONCE.upper(), False),
+        ("/callback/\udcff\u00e9", False),
+    ],
+    ids=[
+        "exact",
+        "short",
+        "long",
+        "trailing-slash",
+        "empty-nonce",
+        "no-nonce",
+        "case-path",
+        "case-nonce",
+        "non-ascii",
+    ],
+)
 def test_path_matches_only_the_exact_callback_path(candidate, expected):
     assert callback.path_matches(candidate, NONCE) is expected
 
 
-@pytest.mark.parametrize("host, expected", [
-    ("127.0.0.1:8080", True),
-    ("localhost:8080", True),
-    ("LOCALHOST:8080", True),
-    ("127.0.0.1", False),
-    ("127.0.0.1:8081", False),
-    ("evil.example:8080", False),
-    ("127.0.0.1.evil.example:8080", False),
-    ("[::1]:8080", False),
-    ("", False),
-    (None, False),
-], ids=["ip", "localhost", "upper", "no-port", "other-port", "foreign", "suffix", "ipv6", "empty",
-        "absent"])
+@pytest.mark.parametrize(
+    "host, expected",
+    [
+        ("127.0.0.1:8080", True),
+        ("localhost:8080", True),
+        ("LOCALHOST:8080", True),
+        ("127.0.0.1", False),
+        ("127.0.0.1:8081", False),
+        ("evil.example:8080", False),
+        ("127.0.0.1.evil.example:8080", False),
+        ("[::1]:8080", False),
+        ("", False),
+        (None, False),
+    ],
+    ids=[
+        "ip",
+        "localhost",
+        "upper",
+        "no-port",
+        "other-port",
+        "foreign",
+        "suffix",
+        "ipv6",
+        "empty",
+        "absent",
+    ],
+)
 def test_host_allowed_is_the_loopback_address_and_port(host, expected):
     assert callback.host_allowed(host, 8080) is expected
 
 
-@pytest.mark.parametrize("query, expected", [
-    ("token=abc", "abc"),
-    ("token=abc&x=1", "abc"),
-    ("x=1&token=a%2Bb", "a+b"),
-    ("token=", None),
-    ("", None),
-    ("tok=abc", None),
-], ids=["plain", "first", "decoded", "empty", "none", "other-key"])
+@pytest.mark.parametrize(
+    "query, expected",
+    [
+        ("token=abc", "abc"),
+        ("token=abc&x=1", "abc"),
+        ("x=1&token=a%2Bb", "a+b"),
+        ("token=", None),
+        ("", None),
+        ("tok=abc", None),
+    ],
+    ids=["plain", "first", "decoded", "empty", "none", "other-key"],
+)
 def test_token_from_query(query, expected):
     assert paste.token_from_query(query) == expected
 
 
-@pytest.mark.parametrize("text, expected", [
-    (f"http://127.0.0.1:9876/callback/{NONCE}?token={TOKEN}", (TOKEN, None)),
-    (f"http://localhost:9876/callback/{NONCE}?token={TOKEN}\n", (TOKEN, None)),
-    (f"  /callback/{NONCE}?token={TOKEN}#frag ", (TOKEN, None)),
-    (f"127.0.0.1:9876/callback/{NONCE}?token={TOKEN}", (TOKEN, None)),
-    (TOKEN, (TOKEN, None)),
-    (f"http://127.0.0.1:9876/callback/wrong?token={TOKEN}", (None, paste.WRONG_ADDRESS)),
-    (f"http://127.0.0.1:9876/callback?token={TOKEN}", (None, paste.WRONG_ADDRESS)),
-    (f"http://127.0.0.1:9876/?token={TOKEN}", (None, paste.WRONG_ADDRESS)),
-    (f"token={TOKEN}", (None, paste.WRONG_ADDRESS)),
-    (f"http://127.0.0.1:9876/callback/{NONCE}", (None, paste.NO_TOKEN)),
-    (f"http://127.0.0.1:9876/callback/{NONCE}?token=", (None, paste.NO_TOKEN)),
-    ("   ", (None, paste.NO_TOKEN)),
-], ids=["address", "localhost-newline", "path-only-fragment", "no-scheme", "bare-token",
-        "wrong-nonce", "missing-nonce", "root", "query-only", "no-token", "empty-token", "blank"])
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        (f"http://127.0.0.1:9876/callback/{NONCE}?token={TOKEN}", (TOKEN, None)),
+        (f"http://localhost:9876/callback/{NONCE}?token={TOKEN}\n", (TOKEN, None)),
+        (f"  /callback/{NONCE}?token={TOKEN}#frag ", (TOKEN, None)),
+        (f"127.0.0.1:9876/callback/{NONCE}?token={TOKEN}", (TOKEN, None)),
+        (TOKEN, (TOKEN, None)),
+        (f"http://127.0.0.1:9876/callback/wrong?token={TOKEN}", (None, paste.WRONG_ADDRESS)),
+        (f"http://127.0.0.1:9876/callback?token={TOKEN}", (None, paste.WRONG_ADDRESS)),
+        (f"http://127.0.0.1:9876/?token={TOKEN}", (None, paste.WRONG_ADDRESS)),
+        (f"token={TOKEN}", (None, paste.WRONG_ADDRESS)),
+        (f"http://127.0.0.1:9876/callback/{NONCE}", (None, paste.NO_TOKEN)),
+        (f"http://127.0.0.1:9876/callback/{NONCE}?token=", (None, paste.NO_TOKEN)),
+        ("   ", (None, paste.NO_TOKEN)),
+    ],
+    ids=[
+        "address",
+        "localhost-newline",
+        "path-only-fragment",
+        "no-scheme",
+        "bare-token",
+        "wrong-nonce",
+        "missing-nonce",
+        "root",
+        "query-only",
+        "no-token",
+        "empty-token",
+        "blank",
+    ],
+)
 def test_parse_pasted_checks_the_nonce_like_a_request(text, expected):
     assert paste.parse_pasted(text, lambda path: callback.path_matches(path, NONCE)) == expected
 
@@ -157,8 +209,9 @@ def test_callback_url_has_a_fresh_nonce_of_at_least_128_bits(recorder):
             assert srv.url.startswith(f"http://127.0.0.1:{srv.port}/callback/")
             nonce = path(srv).rsplit("/", 1)[1]
             assert len(nonce) * 6 >= 128
-            assert set(nonce) <= set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-                                     "0123456789-_")
+            assert set(nonce) <= set(
+                "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+            )
         assert path(one) != path(two)
         assert "?" not in one.url  # the service appends ?token= verbatim
 
@@ -235,18 +288,22 @@ def test_wrong_nonce_is_refused(server, recorder):
     assert_genuine_request_still_works(server, recorder)
 
 
-@pytest.mark.parametrize("target", ["/callback?token=evil", "/callback/?token=evil",
-                                    "/?token=evil"], ids=["no-segment", "empty-segment", "root"])
+@pytest.mark.parametrize(
+    "target",
+    ["/callback?token=evil", "/callback/?token=evil", "/?token=evil"],
+    ids=["no-segment", "empty-segment", "root"],
+)
 def test_missing_nonce_is_refused(server, recorder, target):
     assert get(server, target)[0] == 404
     assert recorder.tokens == []
     assert_genuine_request_still_works(server, recorder)
 
 
-@pytest.mark.parametrize("host", ["evil.example", "evil.example:{port}", "127.0.0.1:1",
-                                  "127.0.0.1", "[::1]:{port}", None],
-                         ids=["foreign-name", "rebound-name-same-port", "other-port", "no-port",
-                              "ipv6", "absent"])
+@pytest.mark.parametrize(
+    "host",
+    ["evil.example", "evil.example:{port}", "127.0.0.1:1", "127.0.0.1", "[::1]:{port}", None],
+    ids=["foreign-name", "rebound-name-same-port", "other-port", "no-port", "ipv6", "absent"],
+)
 def test_foreign_host_header_is_refused(server, recorder, host):
     # DNS rebinding: a page at evil.example resolving to 127.0.0.1 sends Host: evil.example.
     status, _ = get(server, host=None if host is None else host.format(port=server.port))
@@ -270,9 +327,17 @@ def test_post_and_other_methods_are_refused(server, recorder, method):
     assert_genuine_request_still_works(server, recorder)
 
 
-@pytest.mark.parametrize("target", ["/favicon.ico", "/", "/robots.txt", "/callback/{nonce}/x",
-                                    "http://127.0.0.1:{port}/callback/{nonce}?token=evil"],
-                         ids=["favicon", "root", "robots", "below-callback", "absolute-form"])
+@pytest.mark.parametrize(
+    "target",
+    [
+        "/favicon.ico",
+        "/",
+        "/robots.txt",
+        "/callback/{nonce}/x",
+        "http://127.0.0.1:{port}/callback/{nonce}?token=evil",
+    ],
+    ids=["favicon", "root", "robots", "below-callback", "absolute-form"],
+)
 def test_other_paths_are_refused(server, recorder, target):
     nonce = path(server).rsplit("/", 1)[1]
     status, _ = get(server, target.format(nonce=nonce, port=server.port))
@@ -281,8 +346,11 @@ def test_other_paths_are_refused(server, recorder, target):
     assert_genuine_request_still_works(server, recorder)
 
 
-@pytest.mark.parametrize("query", ["", "?", "?token=", "?tok=x"],
-                         ids=["no-query", "empty-query", "empty-token", "other-key"])
+@pytest.mark.parametrize(
+    "query",
+    ["", "?", "?token=", "?tok=x"],
+    ids=["no-query", "empty-query", "empty-token", "other-key"],
+)
 def test_missing_token_answers_400_and_keeps_waiting(server, recorder, query):
     status, body = get(server, path(server) + query)
     assert status == 400

@@ -50,16 +50,20 @@ def ok(result, out: str = "") -> None:
 
 
 REXEC = lines("protocol=https", "host=rexec.pipeops.io")
-ANSWER = lines("protocol=https", "host=rexec.pipeops.io", "username=johndoe",
-               f"password={API_TOKEN}")
+ANSWER = lines(
+    "protocol=https", "host=rexec.pipeops.io", "username=johndoe", f"password={API_TOKEN}"
+)
 
 
 # -- get ------------------------------------------------------------------------------------
 
+
 def test_get_answers_a_stored_credential():
     ok(helper("store", lines("protocol=https", "host=example.com", "username=u", "password=p")))
-    ok(helper("get", lines("protocol=https", "host=example.com")),
-       lines("protocol=https", "host=example.com", "username=u", "password=p"))
+    ok(
+        helper("get", lines("protocol=https", "host=example.com")),
+        lines("protocol=https", "host=example.com", "username=u", "password=p"),
+    )
 
 
 def test_get_no_match_prints_nothing_and_exits_0(home):
@@ -84,16 +88,30 @@ def test_get_empty_query_without_login_prints_nothing():
 
 def test_get_active_login_answers_every_path_and_echoes_it(config_path):
     login(config_path)
-    ok(helper("get", REXEC + lines("path=org/repo.git")),
-       lines("protocol=https", "host=rexec.pipeops.io", "path=org/repo.git", "username=johndoe",
-             f"password={API_TOKEN}"))
+    ok(
+        helper("get", REXEC + lines("path=org/repo.git")),
+        lines(
+            "protocol=https",
+            "host=rexec.pipeops.io",
+            "path=org/repo.git",
+            "username=johndoe",
+            f"password={API_TOKEN}",
+        ),
+    )
 
 
 def test_get_url_is_expanded(config_path):
     login(config_path, host="http://127.0.0.1:8080")
-    ok(helper("get", lines("url=http://johndoe@127.0.0.1:8080/org/repo.git")),
-       lines("protocol=http", "host=127.0.0.1:8080", "path=org/repo.git", "username=johndoe",
-             f"password={API_TOKEN}"))
+    ok(
+        helper("get", lines("url=http://johndoe@127.0.0.1:8080/org/repo.git")),
+        lines(
+            "protocol=http",
+            "host=127.0.0.1:8080",
+            "path=org/repo.git",
+            "username=johndoe",
+            f"password={API_TOKEN}",
+        ),
+    )
 
 
 def test_get_active_login_port_in_host(config_path):
@@ -104,15 +122,30 @@ def test_get_active_login_port_in_host(config_path):
 
 def test_get_placeholder_username_when_none_known(config_path):
     write_config(config_path, {"host": "https://rexec.pipeops.io", "token": API_TOKEN})
-    ok(helper("get", REXEC), lines("protocol=https", "host=rexec.pipeops.io",
-                                   "username=x-rexec-token", f"password={API_TOKEN}"))
+    ok(
+        helper("get", REXEC),
+        lines(
+            "protocol=https",
+            "host=rexec.pipeops.io",
+            "username=x-rexec-token",
+            f"password={API_TOKEN}",
+        ),
+    )
 
 
 def test_get_jwt_exp_is_password_expiry_utc(config_path):
     token = jwt(username="johndoe", exp=NOW + 3600)
     login(config_path, token=token)
-    ok(helper("get", REXEC), lines("protocol=https", "host=rexec.pipeops.io", "username=johndoe",
-                                   f"password={token}", f"password_expiry_utc={NOW + 3600}"))
+    ok(
+        helper("get", REXEC),
+        lines(
+            "protocol=https",
+            "host=rexec.pipeops.io",
+            "username=johndoe",
+            f"password={token}",
+            f"password_expiry_utc={NOW + 3600}",
+        ),
+    )
 
 
 def test_get_never_returns_an_expired_token(config_path):
@@ -123,10 +156,12 @@ def test_get_never_returns_an_expired_token(config_path):
 
 def test_get_a_token_only_for_its_own_host(config_path):
     login(config_path)
-    for query in (lines("protocol=http", "host=rexec.pipeops.io"),
-                  lines("protocol=https", "host=evil.example.com"),
-                  lines("protocol=https", "host=rexec.pipeops.io.evil.com"),
-                  lines("protocol=https", "host=rexec.pipeops.io", "username=janedoe")):
+    for query in (
+        lines("protocol=http", "host=rexec.pipeops.io"),
+        lines("protocol=https", "host=evil.example.com"),
+        lines("protocol=https", "host=rexec.pipeops.io.evil.com"),
+        lines("protocol=https", "host=rexec.pipeops.io", "username=janedoe"),
+    ):
         ok(helper("get", query))
 
 
@@ -134,25 +169,68 @@ def test_get_with_rexec_host_elsewhere_ignores_the_config_token(config_path, mon
     login(config_path)
     monkeypatch.setenv("REXEC_HOST", "https://staging.example.com")
     ok(helper("get", b""))
-    ok(helper("store", lines("protocol=https", "host=staging.example.com", "username=ci",
-                             f"password={OTHER_TOKEN}")))
-    ok(helper("get", b""), lines("protocol=https", "host=staging.example.com", "username=ci",
-                                 f"password={OTHER_TOKEN}"))
+    ok(
+        helper(
+            "store",
+            lines(
+                "protocol=https",
+                "host=staging.example.com",
+                "username=ci",
+                f"password={OTHER_TOKEN}",
+            ),
+        )
+    )
+    ok(
+        helper("get", b""),
+        lines(
+            "protocol=https", "host=staging.example.com", "username=ci", f"password={OTHER_TOKEN}"
+        ),
+    )
 
 
 def test_get_returns_expiry_and_refresh_token_in_order():
-    ok(helper("store", lines("protocol=https", "host=example.com", "username=u", "password=p",
-                             "oauth_refresh_token=xyzzy", "password_expiry_utc=9999999999")))
-    ok(helper("get", lines("protocol=https", "host=example.com")),
-       lines("protocol=https", "host=example.com", "username=u", "password=p",
-             "password_expiry_utc=9999999999", "oauth_refresh_token=xyzzy"))
+    ok(
+        helper(
+            "store",
+            lines(
+                "protocol=https",
+                "host=example.com",
+                "username=u",
+                "password=p",
+                "oauth_refresh_token=xyzzy",
+                "password_expiry_utc=9999999999",
+            ),
+        )
+    )
+    ok(
+        helper("get", lines("protocol=https", "host=example.com")),
+        lines(
+            "protocol=https",
+            "host=example.com",
+            "username=u",
+            "password=p",
+            "password_expiry_utc=9999999999",
+            "oauth_refresh_token=xyzzy",
+        ),
+    )
 
 
 def test_get_ignores_unknown_keys_and_lists():
     ok(helper("store", lines("protocol=https", "host=example.com", "username=u", "password=p")))
-    ok(helper("get", lines("capability[]=authtype", "protocol=https", "host=example.com",
-                           "future=1", "wwwauth[]=Basic realm=x host=other.tld", "state[]=a")),
-       lines("protocol=https", "host=example.com", "username=u", "password=p"))
+    ok(
+        helper(
+            "get",
+            lines(
+                "capability[]=authtype",
+                "protocol=https",
+                "host=example.com",
+                "future=1",
+                "wwwauth[]=Basic realm=x host=other.tld",
+                "state[]=a",
+            ),
+        ),
+        lines("protocol=https", "host=example.com", "username=u", "password=p"),
+    )
 
 
 def test_get_on_a_corrupted_config_is_one_line_exit_4(config_path):
@@ -173,12 +251,27 @@ def test_get_refuses_to_emit_a_stored_newline(config_path):
 
 # -- REXEC_TOKEN ----------------------------------------------------------------------------
 
+
 def test_env_token_answers_for_the_default_host(monkeypatch):
     monkeypatch.setenv("REXEC_TOKEN", API_TOKEN)
-    ok(helper("get", REXEC), lines("protocol=https", "host=rexec.pipeops.io",
-                                   "username=x-rexec-token", f"password={API_TOKEN}"))
-    ok(helper("get", b""), lines("protocol=https", "host=rexec.pipeops.io",
-                                 "username=x-rexec-token", f"password={API_TOKEN}"))
+    ok(
+        helper("get", REXEC),
+        lines(
+            "protocol=https",
+            "host=rexec.pipeops.io",
+            "username=x-rexec-token",
+            f"password={API_TOKEN}",
+        ),
+    )
+    ok(
+        helper("get", b""),
+        lines(
+            "protocol=https",
+            "host=rexec.pipeops.io",
+            "username=x-rexec-token",
+            f"password={API_TOKEN}",
+        ),
+    )
 
 
 def test_env_token_before_anything_stored(config_path, monkeypatch):
@@ -191,14 +284,23 @@ def test_env_token_host_from_rexec_host_then_config(config_path, monkeypatch):
     login(config_path, host="http://127.0.0.1:8080")
     monkeypatch.setenv("REXEC_TOKEN", OTHER_TOKEN)
     assert helper("get", lines("protocol=http", "host=127.0.0.1:8080")).out.endswith(
-        f"password={OTHER_TOKEN}\n")
+        f"password={OTHER_TOKEN}\n"
+    )
     ok(helper("get", REXEC))  # not the default host: the config names another
     monkeypatch.setenv("REXEC_HOST", "https://Rexec.Example.com:443/")
-    ok(helper("get", lines("protocol=http", "host=127.0.0.1:8080")),
-       lines("protocol=http", "host=127.0.0.1:8080", "username=johndoe", f"password={API_TOKEN}"))
-    ok(helper("get", lines("protocol=https", "host=rexec.example.com")),
-       lines("protocol=https", "host=rexec.example.com", "username=x-rexec-token",
-             f"password={OTHER_TOKEN}"))
+    ok(
+        helper("get", lines("protocol=http", "host=127.0.0.1:8080")),
+        lines("protocol=http", "host=127.0.0.1:8080", "username=johndoe", f"password={API_TOKEN}"),
+    )
+    ok(
+        helper("get", lines("protocol=https", "host=rexec.example.com")),
+        lines(
+            "protocol=https",
+            "host=rexec.example.com",
+            "username=x-rexec-token",
+            f"password={OTHER_TOKEN}",
+        ),
+    )
 
 
 def test_env_token_not_for_another_host(monkeypatch):
@@ -207,12 +309,16 @@ def test_env_token_not_for_another_host(monkeypatch):
     ok(helper("get", lines("protocol=http", "host=rexec.pipeops.io")))
 
 
-@pytest.mark.parametrize("rexec_host, allowed, answered", [
-    ("http://example.com", None, False),       # plain http to a remote host: never
-    ("http://127.0.0.1.evil.example", None, False),  # a name, not a loopback address
-    ("http://example.com", "1", True),         # unless the user allows it, as every command
-    ("http://127.0.0.1:8080", None, True),     # loopback: the stand-in
-], ids=["remote", "name-127", "allowed", "loopback"])
+@pytest.mark.parametrize(
+    "rexec_host, allowed, answered",
+    [
+        ("http://example.com", None, False),  # plain http to a remote host: never
+        ("http://127.0.0.1.evil.example", None, False),  # a name, not a loopback address
+        ("http://example.com", "1", True),  # unless the user allows it, as every command
+        ("http://127.0.0.1:8080", None, True),  # loopback: the stand-in
+    ],
+    ids=["remote", "name-127", "allowed", "loopback"],
+)
 def test_env_token_follows_the_plain_http_rule(monkeypatch, rexec_host, allowed, answered):
     monkeypatch.setenv("REXEC_TOKEN", API_TOKEN)
     monkeypatch.setenv("REXEC_HOST", rexec_host)
@@ -227,16 +333,31 @@ def test_env_token_follows_the_plain_http_rule(monkeypatch, rexec_host, allowed,
 
 def test_env_token_takes_the_asked_username_and_any_path(monkeypatch):
     monkeypatch.setenv("REXEC_TOKEN", API_TOKEN)
-    ok(helper("get", REXEC + lines("path=a/b.git", "username=ci-bot")),
-       lines("protocol=https", "host=rexec.pipeops.io", "path=a/b.git", "username=ci-bot",
-             f"password={API_TOKEN}"))
+    ok(
+        helper("get", REXEC + lines("path=a/b.git", "username=ci-bot")),
+        lines(
+            "protocol=https",
+            "host=rexec.pipeops.io",
+            "path=a/b.git",
+            "username=ci-bot",
+            f"password={API_TOKEN}",
+        ),
+    )
 
 
 def test_env_jwt_username_and_expiry(monkeypatch):
     token = jwt(username="johndoe", exp=NOW + 60)
     monkeypatch.setenv("REXEC_TOKEN", token)
-    ok(helper("get", REXEC), lines("protocol=https", "host=rexec.pipeops.io", "username=johndoe",
-                                   f"password={token}", f"password_expiry_utc={NOW + 60}"))
+    ok(
+        helper("get", REXEC),
+        lines(
+            "protocol=https",
+            "host=rexec.pipeops.io",
+            "username=johndoe",
+            f"password={token}",
+            f"password_expiry_utc={NOW + 60}",
+        ),
+    )
     ok(helper("get", REXEC + lines("username=janedoe")))
 
 
@@ -269,6 +390,7 @@ def test_env_token_erase_leaves_stored_login(config_path, monkeypatch):
 
 # -- store ----------------------------------------------------------------------------------
 
+
 def test_store_writes_a_private_file(config_path):
     ok(helper("store", lines("protocol=https", "host=example.com", "username=u", "password=p")))
     stored = config_path.parent / "credentials.json"
@@ -276,13 +398,22 @@ def test_store_writes_a_private_file(config_path):
     assert stat.S_IMODE(config_path.parent.stat().st_mode) == 0o700
 
 
-@pytest.mark.parametrize("extra", [
-    lines("ephemeral=1"), lines("ephemeral=true"), lines(f"password_expiry_utc={NOW - 1}"),
-    lines("quit=1"),
-], ids=["ephemeral=1", "ephemeral=true", "expired", "quit"])
+@pytest.mark.parametrize(
+    "extra",
+    [
+        lines("ephemeral=1"),
+        lines("ephemeral=true"),
+        lines(f"password_expiry_utc={NOW - 1}"),
+        lines("quit=1"),
+    ],
+    ids=["ephemeral=1", "ephemeral=true", "expired", "quit"],
+)
 def test_store_refused_touches_nothing(home, extra):
-    ok(helper("store", lines("protocol=https", "host=example.com", "username=u", "password=p")
-              + extra))
+    ok(
+        helper(
+            "store", lines("protocol=https", "host=example.com", "username=u", "password=p") + extra
+        )
+    )
     assert not (home / ".rexec").exists()
 
 
@@ -313,16 +444,33 @@ def test_storing_the_active_login_again_writes_nothing(config_path):
 
 def test_store_for_the_active_login_updates_it_in_place(config_path):
     login(config_path)
-    ok(helper("store", REXEC + lines("username=johndoe", f"password={OTHER_TOKEN}",
-                                     "oauth_refresh_token=r1")))
+    ok(
+        helper(
+            "store",
+            REXEC + lines("username=johndoe", f"password={OTHER_TOKEN}", "oauth_refresh_token=r1"),
+        )
+    )
     data = read_config(config_path)
-    assert data == {"host": "https://rexec.pipeops.io", "token": OTHER_TOKEN,
-                    "username": "johndoe", "email": "john@example.com", "tier": "pro"}
+    assert data == {
+        "host": "https://rexec.pipeops.io",
+        "token": OTHER_TOKEN,
+        "username": "johndoe",
+        "email": "john@example.com",
+        "tier": "pro",
+    }
     [account] = accounts(config_path.parent)
     assert (account["token"], account["oauth_refresh_token"]) == (OTHER_TOKEN, "r1")
     assert credentials(config_path.parent) == []
-    ok(helper("get", REXEC), lines("protocol=https", "host=rexec.pipeops.io", "username=johndoe",
-                                   f"password={OTHER_TOKEN}", "oauth_refresh_token=r1"))
+    ok(
+        helper("get", REXEC),
+        lines(
+            "protocol=https",
+            "host=rexec.pipeops.io",
+            "username=johndoe",
+            f"password={OTHER_TOKEN}",
+            "oauth_refresh_token=r1",
+        ),
+    )
 
 
 def test_store_keeps_unknown_top_level_keys(config_path):
@@ -335,6 +483,7 @@ def test_store_keeps_unknown_top_level_keys(config_path):
 
 # -- erase ----------------------------------------------------------------------------------
 
+
 def test_erase_without_a_config_creates_nothing(home):
     ok(helper("erase", lines("protocol=https", "host=example.com")))
     assert not (home / ".rexec").exists()
@@ -343,8 +492,13 @@ def test_erase_without_a_config_creates_nothing(home):
 def test_erase_revoked_active_login_removes_the_token(config_path):
     """git calls erase when the server rejects the token: it must not be handed out again."""
     login(config_path)
-    ok(helper("erase", REXEC + lines("username=johndoe", f"password={API_TOKEN}",
-                                     "wwwauth[]=Basic realm=\"rexec\"")))
+    ok(
+        helper(
+            "erase",
+            REXEC
+            + lines("username=johndoe", f"password={API_TOKEN}", 'wwwauth[]=Basic realm="rexec"'),
+        )
+    )
     data = read_config(config_path)
     assert "token" not in data and data["host"] == "https://rexec.pipeops.io"
     ok(helper("get", REXEC))
@@ -360,8 +514,10 @@ def test_erase_empty_pattern_erases_nothing(config_path):
 
 # -- protocol edges ---------------------------------------------------------------------------
 
-@pytest.mark.parametrize("value, answered", [("1", False), ("true", False), ("yes", False),
-                                              ("0", True), ("false", True)])
+
+@pytest.mark.parametrize(
+    "value, answered", [("1", False), ("true", False), ("yes", False), ("0", True), ("false", True)]
+)
 def test_quit(config_path, value, answered):
     login(config_path)
     result = helper("get", REXEC + lines(f"quit={value}"))
@@ -377,9 +533,12 @@ def test_unknown_operation_is_ignored_without_reading_input(config_path, op):
 
 def test_blank_line_ends_the_request(config_path):
     login(config_path)
-    ok(helper("get", REXEC + "\nhost=evil.example.com\n"),
-       lines("protocol=https", "host=rexec.pipeops.io", "username=johndoe",
-             f"password={API_TOKEN}"))
+    ok(
+        helper("get", REXEC + "\nhost=evil.example.com\n"),
+        lines(
+            "protocol=https", "host=rexec.pipeops.io", "username=johndoe", f"password={API_TOKEN}"
+        ),
+    )
 
 
 MALFORMED = [
@@ -405,12 +564,19 @@ def test_malformed_input_in_process(config_path, op, data):
 
 # -- usage --------------------------------------------------------------------------------
 
+
 def test_help_prints_the_usage():
     result = call("credential", ["--help"])
     assert (result.code, result.err) == (0, "")
     assert result.out == credential.__doc__.strip("\n") + "\n"
-    for needle in ("rexec-credential (get | store | erase)", "git-credential-rexec",
-                   "x-rexec-token", "REXEC_TOKEN", "~/.rexec/config.json", "Options:"):
+    for needle in (
+        "rexec-credential (get | store | erase)",
+        "git-credential-rexec",
+        "x-rexec-token",
+        "REXEC_TOKEN",
+        "~/.rexec/config.json",
+        "Options:",
+    ):
         assert needle in result.out
 
 
@@ -443,20 +609,33 @@ def test_docopt_form_runs_the_same(config_path, op):
     quick = helper(op, REXEC)
     login(config_path)
     out, err = io.StringIO(), io.StringIO()
-    ctx = Context(env=dict(os.environ), stdin=io.BytesIO(REXEC.encode()), stdout=out, stderr=err,
-                  clock=lambda: NOW)
+    ctx = Context(
+        env=dict(os.environ),
+        stdin=io.BytesIO(REXEC.encode()),
+        stdout=out,
+        stderr=err,
+        clock=lambda: NOW,
+    )
     assert credential.run(dict(args), ctx) == quick.code
     assert (out.getvalue(), err.getvalue()) == (quick.out, quick.err)
 
 
 # -- as installed executables -----------------------------------------------------------------
 
+
 @pytest.mark.parametrize("name", ["rexec-credential", "git-credential-rexec"])
 def test_executables_round_trip(name, config_path):
-    ok(run_bin(name, "store", stdin=lines("protocol=https", "host=example.com", "username=u",
-                                            "password=p")))
-    ok(run_bin(name, "get", stdin=lines("protocol=https", "host=example.com")),
-       lines("protocol=https", "host=example.com", "username=u", "password=p"))
+    ok(
+        run_bin(
+            name,
+            "store",
+            stdin=lines("protocol=https", "host=example.com", "username=u", "password=p"),
+        )
+    )
+    ok(
+        run_bin(name, "get", stdin=lines("protocol=https", "host=example.com")),
+        lines("protocol=https", "host=example.com", "username=u", "password=p"),
+    )
     ok(run_bin(name, "erase", stdin=lines("protocol=https", "host=example.com")))
     ok(run_bin(name, "get", stdin=lines("protocol=https", "host=example.com")))
 
@@ -464,11 +643,16 @@ def test_executables_round_trip(name, config_path):
 def test_executable_get_dev_null(config_path):
     login(config_path)
     with open(os.devnull, "rb") as devnull:
-        proc = subprocess.run([str(BIN_DIR / "rexec-credential"), "get"], stdin=devnull,
-                              capture_output=True, timeout=60)
+        proc = subprocess.run(
+            [str(BIN_DIR / "rexec-credential"), "get"],
+            stdin=devnull,
+            capture_output=True,
+            timeout=60,
+        )
     assert (proc.returncode, proc.stderr) == (0, b"")
-    assert proc.stdout.decode() == lines("protocol=https", "host=rexec.pipeops.io",
-                                         "username=johndoe", f"password={API_TOKEN}")
+    assert proc.stdout.decode() == lines(
+        "protocol=https", "host=rexec.pipeops.io", "username=johndoe", f"password={API_TOKEN}"
+    )
 
 
 @pytest.mark.parametrize("op", ["get", "store", "erase"])
@@ -493,13 +677,45 @@ def test_executable_help():
 # What `python -c "import json"` loads anyway is the floor; beyond it `get` may load only
 # these (plus the package itself). Anything else is a cost git pays on every fetch.
 ALLOWED_BEYOND_JSON = {
-    "__future__", "os", "os.path", "posixpath", "genericpath", "stat", "_stat",
-    "base64", "binascii", "struct", "_struct",
-    "importlib", "importlib._bootstrap", "importlib._bootstrap_external", "warnings",
+    "__future__",
+    "os",
+    "os.path",
+    "posixpath",
+    "genericpath",
+    "stat",
+    "_stat",
+    "base64",
+    "binascii",
+    "struct",
+    "_struct",
+    "importlib",
+    "importlib._bootstrap",
+    "importlib._bootstrap_external",
+    "warnings",
 }
-FORBIDDEN = {"requests", "urllib3", "docopt", "typing", "dataclasses", "re", "urllib",
-             "urllib.parse", "inspect", "socket", "ssl", "http", "http.client", "email",
-             "argparse", "logging", "subprocess", "threading", "datetime", "locale", "fcntl"}
+FORBIDDEN = {
+    "requests",
+    "urllib3",
+    "docopt",
+    "typing",
+    "dataclasses",
+    "re",
+    "urllib",
+    "urllib.parse",
+    "inspect",
+    "socket",
+    "ssl",
+    "http",
+    "http.client",
+    "email",
+    "argparse",
+    "logging",
+    "subprocess",
+    "threading",
+    "datetime",
+    "locale",
+    "fcntl",
+}
 HARNESS = """
 import sys
 sys.argv = ["rexec-credential", sys.argv[1]]
@@ -514,23 +730,31 @@ finally:
 def _modules_without_site(*args: str, stdin: bytes) -> tuple[str, set]:
     """Run python -S (no site, so no editable-install finder importing re & co.)."""
     env = dict(os.environ, PYTHONPATH=str(REPO))
-    proc = subprocess.run([sys.executable, "-S", *args], input=stdin, capture_output=True,
-                          env=env, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-S", *args], input=stdin, capture_output=True, env=env, timeout=60
+    )
     err = proc.stderr.decode()
     marker = err.rindex("MODULES ") if "MODULES " in err else None
     assert marker is not None, err
-    return proc.stdout.decode(), set(err[marker + 8:].split())
+    return proc.stdout.decode(), set(err[marker + 8 :].split())
 
 
-@pytest.mark.parametrize("stdin", [
-    REXEC, "", lines("url=https://rexec.pipeops.io/org/repo.git", "wwwauth[]=Basic realm=x"),
-], ids=["query", "empty", "url"])
+@pytest.mark.parametrize(
+    "stdin",
+    [
+        REXEC,
+        "",
+        lines("url=https://rexec.pipeops.io/org/repo.git", "wwwauth[]=Basic realm=x"),
+    ],
+    ids=["query", "empty", "url"],
+)
 def test_get_imports_nothing_beyond_json(config_path, stdin):
     login(config_path, token=jwt(username="johndoe", exp=NOW * 2))
     out, modules = _modules_without_site("-c", HARNESS, "get", stdin=stdin.encode())
     assert "password=" in out
     _, floor = _modules_without_site(
-        "-c", "import sys, json; sys.stderr.write('MODULES ' + ' '.join(sys.modules))", stdin=b"")
+        "-c", "import sys, json; sys.stderr.write('MODULES ' + ' '.join(sys.modules))", stdin=b""
+    )
     extra = {m for m in modules - floor if not m.startswith("rexec_credential")}
     assert not modules & FORBIDDEN - floor
     assert extra <= ALLOWED_BEYOND_JSON, sorted(extra - ALLOWED_BEYOND_JSON)
@@ -540,19 +764,38 @@ def test_get_imports_nothing_beyond_json(config_path, stdin):
 def test_installed_get_importtime_has_no_http_stack_or_docopt(config_path):
     """The real executable under -X importtime: no requests, docopt or typing."""
     login(config_path)
-    proc = subprocess.run([sys.executable, "-X", "importtime", str(BIN_DIR / "rexec-credential"),
-                           "get"], input=REXEC.encode(), capture_output=True, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-X", "importtime", str(BIN_DIR / "rexec-credential"), "get"],
+        input=REXEC.encode(),
+        capture_output=True,
+        timeout=60,
+    )
     assert proc.returncode == 0 and b"password=" in proc.stdout
     imported = _importtime_modules(proc.stderr)
     assert "rexec_credential.store" in imported  # (import_module()'s imports are not logged)
     # What the interpreter imports before any of our code (site, an editable install's
     # finder: on 3.9 importlib.util pulls in typing) is not ours to save.
-    floor = _importtime_modules(subprocess.run([sys.executable, "-X", "importtime", "-c", "0"],
-                                               capture_output=True, timeout=60).stderr)
-    assert not (imported - floor) & {"requests", "urllib3", "docopt", "typing", "dataclasses",
-                                     "inspect", "socket", "ssl", "http.client"}
+    floor = _importtime_modules(
+        subprocess.run(
+            [sys.executable, "-X", "importtime", "-c", "0"], capture_output=True, timeout=60
+        ).stderr
+    )
+    assert not (imported - floor) & {
+        "requests",
+        "urllib3",
+        "docopt",
+        "typing",
+        "dataclasses",
+        "inspect",
+        "socket",
+        "ssl",
+        "http.client",
+    }
 
 
 def _importtime_modules(stderr: bytes) -> set:
-    return {line.rsplit("|", 1)[1].strip() for line in stderr.decode().splitlines()
-            if line.startswith("import time:") and "|" in line}
+    return {
+        line.rsplit("|", 1)[1].strip()
+        for line in stderr.decode().splitlines()
+        if line.startswith("import time:") and "|" in line
+    }

@@ -35,12 +35,16 @@ def push_a_commit(tmp_path, env) -> None:
 
 
 def served_log(git_server, tmp_path) -> str:
-    return subprocess.run(["git", "--git-dir", str(tmp_path / "srv" / "repo.git"), "log",
-                           "--format=%s", "main"], capture_output=True, text=True).stdout
+    return subprocess.run(
+        ["git", "--git-dir", str(tmp_path / "srv" / "repo.git"), "log", "--format=%s", "main"],
+        capture_output=True,
+        text=True,
+    ).stdout
 
 
-def test_clone_and_push_with_the_active_login(git_server, standin, tmp_path, git_world,
-                                              config_path):
+def test_clone_and_push_with_the_active_login(
+    git_server, standin, tmp_path, git_world, config_path
+):
     token = standin.mint_api_token("johndoe")
     set_login(config_path, git_server.url, token)
     before = both(config_path)
@@ -63,8 +67,11 @@ def test_clone_with_use_http_path(git_server, standin, tmp_path, git_world, conf
 def test_clone_and_push_with_a_stored_jwt(git_server, standin, tmp_path, git_world, config_path):
     token = standin.mint_jwt("janedoe")
     host = git_server.url.split("://")[1]
-    stored = run_bin("rexec-credential", "store", stdin=(
-        f"protocol=http\nhost={host}\nusername=janedoe\npassword={token}\n"))
+    stored = run_bin(
+        "rexec-credential",
+        "store",
+        stdin=(f"protocol=http\nhost={host}\nusername=janedoe\npassword={token}\n"),
+    )
     assert (stored.code, stored.out, stored.err) == (0, "", "")
     clone(git_server, tmp_path, git_world)
     push_a_commit(tmp_path, git_world)
@@ -75,8 +82,11 @@ def test_clone_and_push_with_a_stored_jwt(git_server, standin, tmp_path, git_wor
 def helper_calls(trace) -> list:
     """The credential-helper operations git ran, from its GIT_TRACE file."""
     marker = "run_command: 'git credential-rexec "
-    return [line.split(marker)[1].rstrip("'") for line in trace.read_text().splitlines()
-            if marker in line]
+    return [
+        line.split(marker)[1].rstrip("'")
+        for line in trace.read_text().splitlines()
+        if marker in line
+    ]
 
 
 def test_clone_with_rexec_token_never_persists_it(git_server, standin, tmp_path, git_world, home):

@@ -78,7 +78,8 @@ def prompts(url: str, user_url: str | None = None, username: bool = True) -> str
 
 SCENARIOS: dict = {
     # 1
-    "has_no_existing_data": [fill(f"""
+    "has_no_existing_data": [
+        fill(f"""
 protocol=https
 host=example.com
 --
@@ -87,17 +88,21 @@ host=example.com
 username=askpass-username
 password=askpass-password
 --
-{prompts('https://example.com', 'https://askpass-username@example.com')}
-""")],
+{prompts("https://example.com", "https://askpass-username@example.com")}
+""")
+    ],
     # 2
-    "stores_password": [approve("""
+    "stores_password": [
+        approve("""
 protocol=https
 host=example.com
 username=store-user
 password=store-pass
-""")],
+""")
+    ],
     # 3
-    "can_retrieve_password": [fill("""
+    "can_retrieve_password": [
+        fill("""
 protocol=https
 host=example.com
 --
@@ -106,9 +111,11 @@ host=example.com
 username=store-user
 password=store-pass
 --
-""")],
+""")
+    ],
     # 4
-    "requires_matching_protocol": [fill(f"""
+    "requires_matching_protocol": [
+        fill(f"""
 protocol=http
 host=example.com
 --
@@ -117,10 +124,12 @@ host=example.com
 username=askpass-username
 password=askpass-password
 --
-{prompts('http://example.com', 'http://askpass-username@example.com')}
-""")],
+{prompts("http://example.com", "http://askpass-username@example.com")}
+""")
+    ],
     # 5
-    "requires_matching_host": [fill(f"""
+    "requires_matching_host": [
+        fill(f"""
 protocol=https
 host=other.tld
 --
@@ -129,10 +138,12 @@ host=other.tld
 username=askpass-username
 password=askpass-password
 --
-{prompts('https://other.tld', 'https://askpass-username@other.tld')}
-""")],
+{prompts("https://other.tld", "https://askpass-username@other.tld")}
+""")
+    ],
     # 6
-    "requires_matching_username": [fill(f"""
+    "requires_matching_username": [
+        fill(f"""
 protocol=https
 host=example.com
 username=other
@@ -142,18 +153,23 @@ host=example.com
 username=other
 password=askpass-password
 --
-{prompts('', 'https://other@example.com', username=False)}
-""")],
+{prompts("", "https://other@example.com", username=False)}
+""")
+    ],
     # 7
     "requires_matching_path": [
-        approve("""
+        approve(
+            """
 protocol=http
 host=path.tld
 path=foo.git
 username=user
 password=pass
-""", config=("usehttppath=true",)),
-        fill(f"""
+""",
+            config=("usehttppath=true",),
+        ),
+        fill(
+            f"""
 protocol=http
 host=path.tld
 path=bar.git
@@ -164,8 +180,10 @@ path=bar.git
 username=askpass-username
 password=askpass-password
 --
-{prompts('http://path.tld/bar.git', 'http://askpass-username@path.tld/bar.git')}
-""", config=("usehttppath=true",)),
+{prompts("http://path.tld/bar.git", "http://askpass-username@path.tld/bar.git")}
+""",
+            config=("usehttppath=true",),
+        ),
     ],
     # 8
     "overwrites_on_store": [
@@ -207,7 +225,7 @@ host=example.com
 username=user-overwrite
 password=askpass-password
 --
-{prompts('', 'https://user-overwrite@example.com', username=False)}
+{prompts("", "https://user-overwrite@example.com", username=False)}
 """),
     ],
     # 9
@@ -225,7 +243,7 @@ host=example.com
 username=askpass-username
 password=askpass-password
 --
-{prompts('https://example.com', 'https://askpass-username@example.com')}
+{prompts("https://example.com", "https://askpass-username@example.com")}
 """),
     ],
     # 10
@@ -305,11 +323,12 @@ host=example.com
 username=user1
 password=askpass-password
 --
-{prompts('', 'https://user1@example.com', username=False)}
+{prompts("", "https://user1@example.com", username=False)}
 """),
     ],
     # 13
-    "remembers_other_user": [fill("""
+    "remembers_other_user": [
+        fill("""
 protocol=https
 host=example.com
 username=user2
@@ -318,7 +337,8 @@ protocol=https
 host=example.com
 username=user2
 password=pass2
-""")],
+""")
+    ],
     # 14
     "can_store_empty_username": [
         approve("""
@@ -364,7 +384,7 @@ host=example.com
 username=askpass-username
 password=askpass-password
 --
-{prompts('https://example.com', 'https://askpass-username@example.com')}
+{prompts("https://example.com", "https://askpass-username@example.com")}
 """),
     ],
     # 16
@@ -375,7 +395,8 @@ host=victim.example.com
 username=user
 password=to-be-stolen
 """),
-        fill(f"""
+        fill(
+            f"""
 protocol=https
 host=badguy.example.com
 wwwauth[]={LONG_VALUE}
@@ -386,19 +407,29 @@ username=askpass-username
 password=askpass-password
 wwwauth[]={LONG_VALUE}
 --
-{prompts('https://badguy.example.com', 'https://askpass-username@badguy.example.com')}
-""", needs=WWWAUTH, helper_out=""),
+{prompts("https://badguy.example.com", "https://askpass-username@badguy.example.com")}
+""",
+            needs=WWWAUTH,
+            helper_out="",
+        ),
     ],
     # 17
-    "stores_password_expiry_utc": [approve("""
+    "stores_password_expiry_utc": [
+        approve(
+            """
 protocol=https
 host=example.com
 username=user-expiry
 password=pass
 password_expiry_utc=9999999999
-""", needs=EXPIRY)],
+""",
+            needs=EXPIRY,
+        )
+    ],
     # 18
-    "gets_password_expiry_utc": [fill("""
+    "gets_password_expiry_utc": [
+        fill(
+            """
 protocol=https
 host=example.com
 username=user-expiry
@@ -409,30 +440,41 @@ username=user-expiry
 password=pass
 password_expiry_utc=9999999999
 --
-""", needs=EXPIRY, helper_out="""\
+""",
+            needs=EXPIRY,
+            helper_out="""\
 protocol=https
 host=example.com
 username=user-expiry
 password=pass
 password_expiry_utc=9999999999
-""")],
+""",
+        )
+    ],
     # 19
     "overwrites_when_password_expiry_utc_changes": [
-        approve("""
+        approve(
+            """
 protocol=https
 host=example.com
 username=user-expiry-overwrite
 password=pass1
 password_expiry_utc=9999999998
-""", needs=EXPIRY),
-        approve("""
+""",
+            needs=EXPIRY,
+        ),
+        approve(
+            """
 protocol=https
 host=example.com
 username=user-expiry-overwrite
 password=pass2
 password_expiry_utc=9999999999
-""", needs=EXPIRY),
-        fill("""
+""",
+            needs=EXPIRY,
+        ),
+        fill(
+            """
 protocol=https
 host=example.com
 username=user-expiry-overwrite
@@ -442,13 +484,16 @@ host=example.com
 username=user-expiry-overwrite
 password=pass2
 password_expiry_utc=9999999999
-""", needs=EXPIRY, helper_out="""\
+""",
+            needs=EXPIRY,
+            helper_out="""\
 protocol=https
 host=example.com
 username=user-expiry-overwrite
 password=pass2
 password_expiry_utc=9999999999
-"""),
+""",
+        ),
         reject("""
 protocol=https
 host=example.com
@@ -465,19 +510,26 @@ host=example.com
 username=user-expiry-overwrite
 password=askpass-password
 --
-{prompts('', 'https://user-expiry-overwrite@example.com', username=False)}
+{prompts("", "https://user-expiry-overwrite@example.com", username=False)}
 """),
     ],
     # 20
-    "stores_oauth_refresh_token": [approve("""
+    "stores_oauth_refresh_token": [
+        approve(
+            """
 protocol=https
 host=example.com
 username=user4
 password=pass
 oauth_refresh_token=xyzzy
-""", needs=OAUTH)],
+""",
+            needs=OAUTH,
+        )
+    ],
     # 21
-    "gets_oauth_refresh_token": [fill("""
+    "gets_oauth_refresh_token": [
+        fill(
+            """
 protocol=https
 host=example.com
 username=user4
@@ -488,13 +540,17 @@ username=user4
 password=pass
 oauth_refresh_token=xyzzy
 --
-""", needs=OAUTH, helper_out="""\
+""",
+            needs=OAUTH,
+            helper_out="""\
 protocol=https
 host=example.com
 username=user4
 password=pass
 oauth_refresh_token=xyzzy
-""")],
+""",
+        )
+    ],
 }
 # What each scenario builds on in t0303's running order.
 DEPENDS = {
@@ -510,11 +566,25 @@ DEPENDS = {
 }
 # t0303's helper_test_clean: reject every user and host the suite uses.
 CLEAN = [
-    ("https", "example.com", user) for user in (
-        "store-user", "user1", "user2", "user-expiry", "user-expiry-overwrite", "user4",
-        "user-distinct-pass", "user-overwrite", "user-erase1", "user-erase2")
-] + [("https", "victim.example.com", "user"), ("http", "path.tld", "user"),
-     ("https", "timeout.tld", "user"), ("https", "sso.tld", None)]
+    ("https", "example.com", user)
+    for user in (
+        "store-user",
+        "user1",
+        "user2",
+        "user-expiry",
+        "user-expiry-overwrite",
+        "user4",
+        "user-distinct-pass",
+        "user-overwrite",
+        "user-erase1",
+        "user-erase2",
+    )
+] + [
+    ("https", "victim.example.com", "user"),
+    ("http", "path.tld", "user"),
+    ("https", "timeout.tld", "user"),
+    ("https", "sso.tld", None),
+]
 
 
 @pytest.fixture
@@ -525,8 +595,13 @@ def git_env(tmp_path, home) -> dict:
     askpass.chmod(0o755)
     work = tmp_path / "work"
     work.mkdir()
-    return dict(os.environ, GIT_ASKPASS=str(askpass), GIT_TERMINAL_PROMPT="0",
-                GIT_CEILING_DIRECTORIES=str(tmp_path), PWD=str(work))
+    return dict(
+        os.environ,
+        GIT_ASKPASS=str(askpass),
+        GIT_TERMINAL_PROMPT="0",
+        GIT_CEILING_DIRECTORIES=str(tmp_path),
+        PWD=str(work),
+    )
 
 
 def split_chunks(chunks: str) -> tuple:
@@ -552,8 +627,9 @@ def run_step(env: dict, step: Step) -> None:
         # This git would drop the attribute: send the helper what a newer git sends.
         argv = [str(BIN_DIR / "git-credential-rexec"), TO_HELPER[step.op]]
         stdout, stderr = step.helper_out, ""
-    proc = subprocess.run(argv, input=stdin.encode(), capture_output=True, env=env,
-                          cwd=env["PWD"], timeout=60)
+    proc = subprocess.run(
+        argv, input=stdin.encode(), capture_output=True, env=env, cwd=env["PWD"], timeout=60
+    )
     assert proc.returncode == 0, f"{argv} failed with {proc.returncode}: {proc.stderr.decode()}"
     assert proc.stdout.decode() == stdout
     assert proc.stderr.decode() == stderr
@@ -606,16 +682,23 @@ host=example.com
 username=user-expired
 password=askpass-password
 --
-{prompts('', 'https://user-expired@example.com', username=False)}
+{prompts("", "https://user-expired@example.com", username=False)}
 """
 
 
 def test_expired_credential_is_not_returned(git_env, config_path):
     """A credential stored with an expiry that has since passed is never handed to git."""
-    record = {"protocol": "https", "host": "example.com", "username": "user-expired",
-              "password": "old", "password_expiry_utc": int(time.time()) + 1000}
+    record = {
+        "protocol": "https",
+        "host": "example.com",
+        "username": "user-expired",
+        "password": "old",
+        "password_expiry_utc": int(time.time()) + 1000,
+    }
     storage(config_path.parent).update(lambda state: state.store(record, time.time()))
-    run_step(git_env, fill("""
+    run_step(
+        git_env,
+        fill("""
 protocol=https
 host=example.com
 username=user-expired
@@ -624,7 +707,8 @@ protocol=https
 host=example.com
 username=user-expired
 password=old
-"""))
+"""),
+    )
     stored = config_path.parent / "credentials.json"
     data = json.loads(stored.read_text())  # ...then the expiry passes
     data["credentials"][0]["password_expiry_utc"] = int(time.time()) - 1
@@ -634,26 +718,38 @@ password=old
 
 def test_expired_credential_is_not_stored(git_env, config_path):
     """t0300 "credential_approve does not store expired password", sent as git 2.40+ would."""
-    run_step(git_env, approve("""
+    run_step(
+        git_env,
+        approve(
+            """
 protocol=https
 host=example.com
 username=user-expired
 password=old
 password_expiry_utc=1
-""", needs=EXPIRY))
+""",
+            needs=EXPIRY,
+        ),
+    )
     assert not config_path.parent.exists()
     run_step(git_env, fill(ASKED))
 
 
 def test_ephemeral_credential_is_not_stored(git_env, config_path):
     """lib-credential.sh "does not store an ephemeral username and password" (git 2.46)."""
-    run_step(git_env, approve("""
+    run_step(
+        git_env,
+        approve(
+            """
 capability[]=authtype
 protocol=https
 host=example.com
 username=user-expired
 password=eph
 ephemeral=1
-""", needs=(2, 46)))
+""",
+            needs=(2, 46),
+        ),
+    )
     assert not config_path.parent.exists()
     run_step(git_env, fill(ASKED))

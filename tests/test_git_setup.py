@@ -28,9 +28,12 @@ EXISTING = """\
 
 
 def helpers_of(url: str, *scope: str, cwd=None) -> list:
-    proc = subprocess.run(["git", "config", *(scope or ("--global",)), "--get-all",
-                           f"credential.{url}.helper"], capture_output=True, text=True,
-                          cwd=cwd)
+    proc = subprocess.run(
+        ["git", "config", *(scope or ("--global",)), "--get-all", f"credential.{url}.helper"],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+    )
     return proc.stdout.split("\n")[:-1]
 
 
@@ -44,8 +47,10 @@ def gitconfig(home):
 def test_configure_adds_an_empty_helper_then_rexec_for_the_host_only(gitconfig):
     result = run_bin("rexec-credential", "configure")
     assert (result.code, result.err) == (0, "")
-    assert result.out == ("✓ git now asks rexec-credential, and no other helper, for "
-                          "https://rexec.pipeops.io (global git config)\n")
+    assert result.out == (
+        "✓ git now asks rexec-credential, and no other helper, for "
+        "https://rexec.pipeops.io (global git config)\n"
+    )
     assert helpers_of("https://rexec.pipeops.io") == ["", "rexec"]
     assert gitconfig.read_text().startswith(EXISTING)  # the rest untouched
     assert helpers_of("https://github.com") == []
@@ -67,8 +72,9 @@ def test_configure_is_idempotent_and_unconfigure_restores_the_file_byte_for_byte
 
 
 def test_unconfigure_keeps_the_users_own_entries_for_the_host(gitconfig):
-    gitconfig.write_text(EXISTING + '[credential "https://rexec.pipeops.io"]\n'
-                                    "\tusername = johndoe\n")
+    gitconfig.write_text(
+        EXISTING + '[credential "https://rexec.pipeops.io"]\n\tusername = johndoe\n'
+    )
     before = gitconfig.read_text()
     assert run_bin("rexec-credential", "configure").code == 0
     assert run_bin("rexec-credential", "unconfigure").code == 0
@@ -107,14 +113,18 @@ def test_local_outside_a_repository_is_one_line_exit_4(gitconfig, tmp_path, monk
 def test_without_git_on_path_is_one_line_exit_4(gitconfig, tmp_path):
     result = run_bin("rexec-credential", "configure", env=dict(os.environ, PATH=str(tmp_path)))
     assert (result.code, result.err) == (
-        4, "git is not installed (no git on PATH); install it, then run this again\n")
+        4,
+        "git is not installed (no git on PATH); install it, then run this again\n",
+    )
 
 
-def test_after_configure_a_real_clone_needs_nothing_else(git_server, standin, tmp_path,
-                                                          git_world, home, config_path):
+def test_after_configure_a_real_clone_needs_nothing_else(
+    git_server, standin, tmp_path, git_world, home, config_path
+):
     """git's own configuration only: configure for the git server's host, log in, clone."""
     (home / ".git-credentials").write_text(
-        f"{git_server.url.replace('://', '://stale:stale-password@')}\n")
+        f"{git_server.url.replace('://', '://stale:stale-password@')}\n"
+    )
     (home / ".gitconfig").write_text("[credential]\n\thelper = store\n")  # for every host
     plant = (home / ".git-credentials").read_text()
     assert run_bin("rexec-credential", "configure", "--host", git_server.url).code == 0
@@ -127,12 +137,14 @@ def test_after_configure_a_real_clone_needs_nothing_else(git_server, standin, tm
     assert (home / ".git-credentials").read_text() == plant  # ...nor told to store
 
 
-def test_without_configure_the_helper_for_every_host_would_answer(git_server, standin,
-                                                                   tmp_path, git_world, home):
+def test_without_configure_the_helper_for_every_host_would_answer(
+    git_server, standin, tmp_path, git_world, home
+):
     """The control for the test above: the planted store entry really is what git uses
     when rexec is not configured for the host."""
     (home / ".git-credentials").write_text(
-        f"{git_server.url.replace('://', '://stale:stale-password@')}\n")
+        f"{git_server.url.replace('://', '://stale:stale-password@')}\n"
+    )
     (home / ".gitconfig").write_text("[credential]\n\thelper = store\n")
     clone(git_server, tmp_path, git_world, helper=False, check=False)
     assert ("stale", 401) in git_server.statuses()

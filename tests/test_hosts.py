@@ -26,8 +26,15 @@ def test_normalise(url, expected):
 
 @pytest.mark.parametrize(
     "url",
-    ["ftp://x", "https://", "https://user:pw@host", "https://h:99999",
-     "https://h?x=1", "https://bad host", "https://h:port"],
+    [
+        "ftp://x",
+        "https://",
+        "https://user:pw@host",
+        "https://h:99999",
+        "https://h?x=1",
+        "https://bad host",
+        "https://h:port",
+    ],
 )
 def test_normalise_refuses_what_is_not_a_host_url(url):
     with pytest.raises(UsageError) as info:
@@ -42,8 +49,14 @@ def test_git_parts_keep_a_non_default_port():
 
 @pytest.mark.parametrize(
     "url, loopback",
-    [("http://127.0.0.1:5", True), ("http://localhost", True), ("http://[::1]:1", True),
-     ("http://127.9.9.9", True), ("http://10.0.0.1", False), ("http://example.com", False)],
+    [
+        ("http://127.0.0.1:5", True),
+        ("http://localhost", True),
+        ("http://[::1]:1", True),
+        ("http://127.9.9.9", True),
+        ("http://10.0.0.1", False),
+        ("http://example.com", False),
+    ],
 )
 def test_is_loopback(url, loopback):
     assert hosts.is_loopback(url) is loopback

@@ -32,9 +32,11 @@ from rexec_credential.context import Context
 from rexec_credential.paste import WRONG_ADDRESS
 from rexec_credential.testing import scripted_browser
 
-BANNER = ("╔══════════════════════════════════════════╗\n"
-          "           Rexec CLI Login\n"
-          "╚══════════════════════════════════════════╝\n")
+BANNER = (
+    "╔══════════════════════════════════════════╗\n"
+    "           Rexec CLI Login\n"
+    "╚══════════════════════════════════════════╝\n"
+)
 ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 URL_LINE = re.compile(r"^(http://127\.0\.0\.1:\d+/cli-login\?callback=\S+)$", re.M)
 
@@ -78,8 +80,14 @@ class Browser:
     """A Context.open_browser: from a thread, runs `before`, clicks through the stand-in's
     login as user, opens the callback it redirects to, then runs `after`."""
 
-    def __init__(self, user: str = "johndoe", password: str = "hunter2", before=None,
-                 after=None, follow: bool = True) -> None:
+    def __init__(
+        self,
+        user: str = "johndoe",
+        password: str = "hunter2",
+        before=None,
+        after=None,
+        follow: bool = True,
+    ) -> None:
         self.user, self.password = user, password
         self.before, self.after, self.follow = before, after, follow
         self.urls: list = []
@@ -123,8 +131,7 @@ def login(svc, *argv: str, browser=None, timeout: str = "10", **options) -> Resu
 def login_with_stdin(stream, argv: list, browser) -> Result:
     """Like conftest.call, with a real stream (e.g. a pipe) as stdin."""
     out, err = io.StringIO(), io.StringIO()
-    ctx = Context(env=dict(os.environ), stdin=stream, stdout=out, stderr=err,
-                  open_browser=browser)
+    ctx = Context(env=dict(os.environ), stdin=stream, stdout=out, stderr=err, open_browser=browser)
     code = cli.main("login", argv, ctx)
     return Result(out.getvalue(), err.getvalue(), code)
 
@@ -142,9 +149,11 @@ def test_browser_login_prints_the_seed_lines_stores_and_says_who(standin, config
     browser.check()
     assert result.code == 0, result
     url = browser.urls[0]
-    assert result.out.startswith(BANNER + "\nOpening browser for login...\n\n"
-                                 "If browser doesn't open, visit:\n" + url + "\n\n"
-                                 "Waiting for login... (Press Ctrl+C to cancel)\n")
+    assert result.out.startswith(
+        BANNER + "\nOpening browser for login...\n\n"
+        "If browser doesn't open, visit:\n" + url + "\n\n"
+        "Waiting for login... (Press Ctrl+C to cancel)\n"
+    )
     assert result.out.endswith("✓ Successfully logged in as johndoe (johndoe@example.com)\n")
     assert result.err == ""
     # <host>/cli-login?callback=<percent-encoded http://127.0.0.1:PORT/callback/<nonce>>
@@ -193,9 +202,12 @@ def _wrong_nonce(cb, evil):
 ATTACKS = {
     "wrong_nonce": (_wrong_nonce, 404),
     "missing_nonce": (lambda cb, evil: request(cb, f"/callback?token={evil}"), 404),
-    "foreign_host_header": (lambda cb, evil: request(
-        cb, urlsplit(cb).path + f"?token={evil}",
-        host=f"evil.example:{urlsplit(cb).port}"), 421),
+    "foreign_host_header": (
+        lambda cb, evil: request(
+            cb, urlsplit(cb).path + f"?token={evil}", host=f"evil.example:{urlsplit(cb).port}"
+        ),
+        421,
+    ),
     "post": (lambda cb, evil: request(cb, urlsplit(cb).path + f"?token={evil}", "POST"), 405),
     "other_path": (lambda cb, evil: request(cb, f"/favicon.ico?token={evil}"), 404),
     "missing_token": (lambda cb, evil: request(cb, urlsplit(cb).path), 400),
@@ -245,8 +257,7 @@ def test_replay_of_the_good_callback_after_success_logs_no_one_in(standin, confi
 # -- failures -------------------------------------------------------------------------------
 
 
-def test_token_the_service_rejects_gets_a_failure_page_exit_1_nothing_stored(
-        standin, config_path):
+def test_token_the_service_rejects_gets_a_failure_page_exit_1_nothing_stored(standin, config_path):
     standin.cli_login_rejected = True
     browser = Browser()
     result = login(standin, browser=browser)
@@ -268,8 +279,9 @@ def test_service_unreachable_after_the_callback_exits_3(standin, config_path):
         pages.append(scripted_browser.visit(callback_of(url) + "?token=" + token))
         return True
 
-    result = call("login", ["--host", down, "--port", "0", "--timeout", "20"],
-                  open_browser=open_browser)
+    result = call(
+        "login", ["--host", down, "--port", "0", "--timeout", "20"], open_browser=open_browser
+    )
     assert result.code == 3, result
     assert "cannot reach Rexec service" in result.err
     assert pages[0][0] == 401 and "Login Failed" in pages[0][1]
@@ -279,8 +291,11 @@ def test_service_unreachable_after_the_callback_exits_3(standin, config_path):
 def test_timeout_says_so_exits_1_frees_the_port_stores_nothing(standin, config_path):
     port = free_port()
     opened = []
-    result = call("login", ["--host", standin.url, "--port", str(port), "--timeout", "0.3"],
-                  open_browser=lambda url: opened.append(url) or True)
+    result = call(
+        "login",
+        ["--host", standin.url, "--port", str(port), "--timeout", "0.3"],
+        open_browser=lambda url: opened.append(url) or True,
+    )
     assert result.code == 1
     assert result.err == "Login timed out. Please try again.\n"
     assert len(opened) == 1
@@ -305,8 +320,9 @@ def test_ctrl_c_while_waiting_says_cancelled_exits_130(standin, config_path):
 
 def test_no_browser_prints_the_url_without_opening_anything(standin, config_path):
     opened = []
-    result = login(standin, "--no-browser", timeout="0.2",
-                   browser=lambda url: opened.append(url) or True)
+    result = login(
+        standin, "--no-browser", timeout="0.2", browser=lambda url: opened.append(url) or True
+    )
     assert opened == []
     assert "Opening browser" not in result.out
     assert "If browser doesn't open" not in result.out
@@ -321,8 +337,9 @@ def test_browser_that_cannot_open_is_reported_and_waiting_goes_on(standin):
 
 
 def test_time_left_ticks_on_a_terminal_and_is_cleared(standin):
-    result = login(standin, timeout="1.5", browser=lambda url: True, stdout_is_tty=True,
-                   stdin_is_tty=True)
+    result = login(
+        standin, timeout="1.5", browser=lambda url: True, stdout_is_tty=True, stdin_is_tty=True
+    )
     assert "\rTime left: 0:02\033[K" in result.out
     assert "\rTime left: 0:01\033[K" in result.out
     assert result.out.endswith("\r\033[K")
@@ -330,9 +347,11 @@ def test_time_left_ticks_on_a_terminal_and_is_cleared(standin):
     assert result.code == 1
 
 
-@pytest.mark.parametrize("argv", [["--port", "xyzzy"], ["--port", "70000"], ["--timeout", "-17"],
-                                  ["--timeout", "soon"]], ids=["port-word", "port-big",
-                                                               "timeout-negative", "timeout-word"])
+@pytest.mark.parametrize(
+    "argv",
+    [["--port", "xyzzy"], ["--port", "70000"], ["--timeout", "-17"], ["--timeout", "soon"]],
+    ids=["port-word", "port-big", "timeout-negative", "timeout-word"],
+)
 def test_bad_port_or_timeout_is_a_usage_error(standin, argv):
     opened = []
     result = call("login", ["--host", standin.url, *argv], open_browser=opened.append)
@@ -344,8 +363,9 @@ def test_bad_port_or_timeout_is_a_usage_error(standin, argv):
 
 def test_plain_http_remote_host_is_refused_before_listening():
     opened = []
-    result = call("login", ["--host", "http://rexec.example", "--port", "0"],
-                  open_browser=opened.append)
+    result = call(
+        "login", ["--host", "http://rexec.example", "--port", "0"], open_browser=opened.append
+    )
     assert result.code == 2 and "refusing to send a token over plain http" in result.err
     assert opened == []
 
@@ -360,20 +380,24 @@ def test_pasted_address_logs_in_and_a_wrong_nonce_is_refused(standin, config_pat
     def paste(location):  # the browser ran elsewhere and could not reach our loopback
         cb = location.split("?")[0]
         wrong = cb[:-1] + ("A" if cb[-1] != "A" else "B")
-        cut_short = location[:location.index("?token=") + 30]
+        cut_short = location[: location.index("?token=") + 30]
         lines = [wrong + "?token=" + evil, "hello", cut_short, location]
         os.write(write_fd, ("\n".join(lines) + "\n").encode())
 
     browser = Browser(follow=False, after=paste)
     with os.fdopen(read_fd, "rb", buffering=0) as stdin:
-        result = login_with_stdin(stdin, ["--host", standin.url, "--port", "0", "--timeout",
-                                          "10"], browser)
+        result = login_with_stdin(
+            stdin, ["--host", standin.url, "--port", "0", "--timeout", "10"], browser
+        )
     os.close(write_fd)
     browser.check()
     assert result.code == 0, result
     assert result.out.endswith("✓ Successfully logged in as johndoe (johndoe@example.com)\n")
-    assert result.err.splitlines() == [WRONG_ADDRESS, login_command.NOT_A_TOKEN,
-                                       login_command.NOT_A_TOKEN]
+    assert result.err.splitlines() == [
+        WRONG_ADDRESS,
+        login_command.NOT_A_TOKEN,
+        login_command.NOT_A_TOKEN,
+    ]
     data = stored(config_path)
     assert data["username"] == "johndoe" and data["token"] in browser.location
     assert data["token"] not in result.out + result.err
@@ -418,28 +442,37 @@ def taken_port():
         yield squatter.getsockname()[1]
 
 
-MANUAL = ("\nManual login:\n1. Go to: {host}/settings\n2. Click on 'API Tokens' section\n"
-          "3. Generate a new token and copy it\n\nPaste your token here: ")
+MANUAL = (
+    "\nManual login:\n1. Go to: {host}/settings\n2. Click on 'API Tokens' section\n"
+    "3. Generate a new token and copy it\n\nPaste your token here: "
+)
 
 
 def test_port_taken_offers_manual_login_with_a_line_from_stdin(standin, config_path, taken_port):
     token = standin.mint_api_token("janedoe")
-    result = call("login", ["--host", standin.url, "--port", str(taken_port)],
-                  stdin=token.encode() + b"\n")
+    result = call(
+        "login", ["--host", standin.url, "--port", str(taken_port)], stdin=token.encode() + b"\n"
+    )
     assert result.code == 0, result
-    assert result.err == ("Couldn't start local server: address already in use\n"
-                          f"{login_command.PORT_HINT}\n")
+    assert result.err == (
+        f"Couldn't start local server: address already in use\n{login_command.PORT_HINT}\n"
+    )
     assert "--port 0" in login_command.PORT_HINT
-    assert result.out == (MANUAL.format(host=standin.url)
-                          + "\n✓ Logged in as janedoe (jane@example.com)\n")
+    assert result.out == (
+        MANUAL.format(host=standin.url) + "\n✓ Logged in as janedoe (jane@example.com)\n"
+    )
     assert stored(config_path)["token"] == token
 
 
 def test_port_taken_prompts_without_echo_on_a_terminal(standin, config_path, taken_port):
     token = standin.mint_api_token("janedoe")
     prompts = []
-    result = call("login", ["--host", standin.url, "--port", str(taken_port)],
-                  stdin_is_tty=True, read_secret=lambda p: prompts.append(p) or token)
+    result = call(
+        "login",
+        ["--host", standin.url, "--port", str(taken_port)],
+        stdin_is_tty=True,
+        read_secret=lambda p: prompts.append(p) or token,
+    )
     assert result.code == 0, result
     assert prompts == ["Paste your token here: "]
     assert token not in result.out
@@ -456,8 +489,9 @@ def test_port_taken_and_empty_answer_is_cancelled(standin, config_path, taken_po
 def test_port_taken_and_rejected_token_is_invalid(standin, config_path, taken_port):
     token = standin.mint_api_token("janedoe")
     standin.revoke(token)
-    result = call("login", ["--host", standin.url, "--port", str(taken_port)],
-                  stdin=token.encode() + b"\n")
+    result = call(
+        "login", ["--host", standin.url, "--port", str(taken_port)], stdin=token.encode() + b"\n"
+    )
     assert (result.code, result.err.splitlines()[-1]) == (1, "Invalid token: token revoked")
     assert not config_path.exists()
 
@@ -467,8 +501,9 @@ def test_port_taken_and_rejected_token_is_invalid(standin, config_path, taken_po
 
 def test_installed_rexec_login_opens_the_browser_named_by_BROWSER(standin, config_path):
     env = dict(os.environ, BROWSER=scripted_browser.browser_command())
-    result = run_bin("rexec-login", "--host", standin.url, "--port", "0", "--timeout", "20",
-                     env=env)
+    result = run_bin(
+        "rexec-login", "--host", standin.url, "--port", "0", "--timeout", "20", env=env
+    )
     assert result.code == 0, result
     assert "✓ Successfully logged in as johndoe (johndoe@example.com)" in result.out
     whoami = run_bin("rexec-whoami")
@@ -477,8 +512,9 @@ def test_installed_rexec_login_opens_the_browser_named_by_BROWSER(standin, confi
 
 def test_timeout_of_the_executable_frees_the_port_and_writes_nothing(standin, config_path):
     port = free_port()
-    result = run_bin("rexec-login", "--host", standin.url, "--port", str(port), "--timeout",
-                     "1", "--no-browser")
+    result = run_bin(
+        "rexec-login", "--host", standin.url, "--port", str(port), "--timeout", "1", "--no-browser"
+    )
     assert result.code == 1
     assert result.err == "Login timed out. Please try again.\n"
     assert_port_bindable(port)
@@ -497,8 +533,9 @@ def lingering_browser(tmp_path):
         script = tmp_path / f"browser-{len(made)}"
         # Its output goes elsewhere only so that the test's pipes see their end when
         # rexec-login exits (a browser started from a terminal shares the terminal).
-        script.write_text(f"#!/bin/sh\necho $$ >> {pids}\n{then}\n"
-                          "exec sleep 60 </dev/null >/dev/null 2>&1\n")
+        script.write_text(
+            f"#!/bin/sh\necho $$ >> {pids}\n{then}\nexec sleep 60 </dev/null >/dev/null 2>&1\n"
+        )
         script.chmod(0o755)
         made.append(script)
         return f"{script} %s"
@@ -512,28 +549,33 @@ def lingering_browser(tmp_path):
                 pass
 
 
-def test_a_browser_that_stays_open_does_not_hold_up_the_login(standin, config_path,
-                                                               lingering_browser):
+def test_a_browser_that_stays_open_does_not_hold_up_the_login(
+    standin, config_path, lingering_browser
+):
     clicks = scripted_browser.browser_command().replace(" %s", ' "$1"')
     env = dict(os.environ, BROWSER=lingering_browser(clicks))
-    result = run_bin("rexec-login", "--host", standin.url, "--port", "0", "--timeout", "30",
-                     env=env, timeout=25)
+    result = run_bin(
+        "rexec-login", "--host", standin.url, "--port", "0", "--timeout", "30", env=env, timeout=25
+    )
     assert result.code == 0, result
     assert result.out.endswith("✓ Successfully logged in as johndoe (johndoe@example.com)\n")
     assert stored(config_path)["username"] == "johndoe"
 
 
-def test_a_browser_that_stays_open_does_not_stop_the_timeout(standin, config_path,
-                                                             lingering_browser):
+def test_a_browser_that_stays_open_does_not_stop_the_timeout(
+    standin, config_path, lingering_browser
+):
     env = dict(os.environ, BROWSER=lingering_browser(":"))
-    result = run_bin("rexec-login", "--host", standin.url, "--port", "0", "--timeout", "3",
-                     env=env, timeout=25)
+    result = run_bin(
+        "rexec-login", "--host", standin.url, "--port", "0", "--timeout", "3", env=env, timeout=25
+    )
     assert (result.code, result.err) == (1, "Login timed out. Please try again.\n")
     assert not config_path.exists()
 
 
-def test_a_browser_that_stays_open_leaves_the_countdown_and_hidden_input(standin, config_path,
-                                                                        lingering_browser):
+def test_a_browser_that_stays_open_leaves_the_countdown_and_hidden_input(
+    standin, config_path, lingering_browser
+):
     os.environ["BROWSER"] = lingering_browser(":")  # clean_world restores the environment
     term = Terminal("--host", standin.url, "--port", "0", "--timeout", "20")
     try:
@@ -559,9 +601,20 @@ def _default_sigint() -> None:
 def test_sigint_cancels_frees_the_port_and_writes_nothing(standin, config_path, stdin):
     port = free_port()
     proc = subprocess.Popen(
-        [str(BIN_DIR / "rexec-login"), "--host", standin.url, "--port", str(port),
-         "--timeout", "30", "--no-browser"],
-        stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE, preexec_fn=_default_sigint,
+        [
+            str(BIN_DIR / "rexec-login"),
+            "--host",
+            standin.url,
+            "--port",
+            str(port),
+            "--timeout",
+            "30",
+            "--no-browser",
+        ],
+        stdin=stdin,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        preexec_fn=_default_sigint,
     )
     try:
         for line in proc.stdout:
@@ -585,8 +638,12 @@ class Terminal:
     def __init__(self, *argv: str) -> None:
         self.master, slave = os.openpty()
         self.proc = subprocess.Popen(
-            [str(BIN_DIR / "rexec-login"), *argv], stdin=slave, stdout=slave, stderr=slave,
-            start_new_session=True, preexec_fn=self._take_terminal,
+            [str(BIN_DIR / "rexec-login"), *argv],
+            stdin=slave,
+            stdout=slave,
+            stderr=slave,
+            start_new_session=True,
+            preexec_fn=self._take_terminal,
         )
         os.close(slave)
         self.transcript = b""
@@ -634,7 +691,8 @@ class Terminal:
 
 
 def test_port_taken_prompt_reads_the_token_through_a_terminal_without_echo(
-        standin, config_path, taken_port):
+    standin, config_path, taken_port
+):
     token = standin.mint_api_token("janedoe")
     term = Terminal("--host", standin.url, "--port", str(taken_port))
     try:
@@ -658,8 +716,7 @@ def test_pasted_address_through_a_terminal_is_not_echoed(standin, config_path):
         url = URL_LINE.search(term.transcript.decode().replace("\r", "")).group(1)
         location = scripted_browser.authorize(url)
         cb = location.split("?")[0]
-        term.send((cb[:-1] + ("A" if cb[-1] != "A" else "B")
-                   + location[len(cb):] + "\n").encode())
+        term.send((cb[:-1] + ("A" if cb[-1] != "A" else "B") + location[len(cb) :] + "\n").encode())
         term.expect(WRONG_ADDRESS.encode())
         term.send(location.encode() + b"\n")
         assert term.finish() == 0

@@ -17,8 +17,13 @@ def test_api_token_login_stores_the_seed_fields(standin, config_path):
     assert result.out == "✓ Logged in as johndoe (johndoe@example.com)\n"
     assert result.err == ""
     data = json.loads(config_path.read_text())
-    assert data == {"host": standin.url, "token": token, "username": "johndoe",
-                    "email": "johndoe@example.com", "tier": "pro"}
+    assert data == {
+        "host": standin.url,
+        "token": token,
+        "username": "johndoe",
+        "email": "johndoe@example.com",
+        "tier": "pro",
+    }
     assert standin.requests_to("/api/tokens/validate")
 
 
@@ -62,15 +67,19 @@ def test_service_faults_exit_3_with_one_line_and_config_untouched(standin, confi
     assert call("login", ["--token", "-", "--host", standin.url], stdin=first.encode()).code == 0
     before = config_path.read_bytes()
     getattr(standin, f"{fault}_next")(10)
-    result = call("login", ["--token", "-", "--host", standin.url],
-                  stdin=standin.mint_api_token("johndoe").encode())
+    result = call(
+        "login",
+        ["--token", "-", "--host", standin.url],
+        stdin=standin.mint_api_token("johndoe").encode(),
+    )
     assert result.code == 3 and result.err.count("\n") == 1 and "Traceback" not in result.err
     assert config_path.read_bytes() == before
 
 
 def test_plain_http_remote_host_is_a_usage_error(config_path):
-    result = call("login", ["--token", "-", "--host", "http://rexec.example.com"],
-                  stdin=b"rexec_" + b"a" * 64)
+    result = call(
+        "login", ["--token", "-", "--host", "http://rexec.example.com"], stdin=b"rexec_" + b"a" * 64
+    )
     assert result.code == 2 and "REXEC_ALLOW_INSECURE_HTTP" in result.err
     assert not config_path.exists()
 
@@ -87,8 +96,11 @@ def test_rexec_token_value_is_never_written(standin, config_path, monkeypatch):
 def test_login_over_a_corrupted_file_backs_it_up(standin, config_path):
     config_path.parent.mkdir(mode=0o700)
     config_path.write_text("{oops")
-    result = call("login", ["--token", "-", "--host", standin.url],
-                  stdin=standin.mint_api_token("johndoe").encode())
+    result = call(
+        "login",
+        ["--token", "-", "--host", standin.url],
+        stdin=standin.mint_api_token("johndoe").encode(),
+    )
     assert result.code == 0, result
     backups = [p for p in config_path.parent.iterdir() if ".corrupt-" in p.name]
     assert len(backups) == 1 and backups[0].read_text() == "{oops"
@@ -103,13 +115,19 @@ def test_second_login_to_another_host_keeps_the_first_as_an_account(standin, con
     assert call("login", ["--token", "-", "--host", standin.url], stdin=first.encode()).code == 0
     with StandIn() as other:
         second = other.mint_api_token("janedoe")
-        assert call("login", ["--token", "-", "--host", other.url],
-                    stdin=second.encode()).code == 0
+        assert call("login", ["--token", "-", "--host", other.url], stdin=second.encode()).code == 0
         data = json.loads(config_path.read_text())
-        assert data == {"host": other.url, "token": second, "username": "janedoe",
-                        "email": "jane@example.com", "tier": "free"}
-        assert [(a["host"], a["username"], a["token"]) for a in accounts(config_path.parent)] \
-            == [(other.url, "janedoe", second), (standin.url, "johndoe", first)]
+        assert data == {
+            "host": other.url,
+            "token": second,
+            "username": "janedoe",
+            "email": "jane@example.com",
+            "tier": "free",
+        }
+        assert [(a["host"], a["username"], a["token"]) for a in accounts(config_path.parent)] == [
+            (other.url, "janedoe", second),
+            (standin.url, "johndoe", first),
+        ]
 
 
 def test_installed_executable_reads_token_from_stdin(standin, config_path):
@@ -169,7 +187,8 @@ def listener():
 
 @pytest.mark.parametrize("allow", [False, True], ids=["refused", "control-allowed"])
 def test_no_bearer_leaves_over_plain_http_to_a_name_resolving_to_loopback(
-        tmp_path, listener, config_path, allow):
+    tmp_path, listener, config_path, allow
+):
     port, received = listener
     hook = tmp_path / "hook"
     hook.mkdir()
@@ -177,8 +196,15 @@ def test_no_bearer_leaves_over_plain_http_to_a_name_resolving_to_loopback(
     env = dict(os.environ, PYTHONPATH=str(hook))
     if allow:  # the control: the name really reaches the listener when plain http is allowed
         env["REXEC_ALLOW_INSECURE_HTTP"] = "1"
-    result = run_bin("rexec-login", "--token", "-", "--host",
-                     f"http://127.0.0.1.evil.example:{port}", stdin="rexec_" + "a" * 64, env=env)
+    result = run_bin(
+        "rexec-login",
+        "--token",
+        "-",
+        "--host",
+        f"http://127.0.0.1.evil.example:{port}",
+        stdin="rexec_" + "a" * 64,
+        env=env,
+    )
     if allow:
         assert result.code == 3, result
         assert any(b"Authorization: Bearer rexec_" in chunk for chunk in received)

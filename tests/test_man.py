@@ -36,12 +36,25 @@ COMMANDS = {  # page → the module whose docstring is its docopt usage
 ALIASES = {"git-credential-rexec": "rexec-credential"}  # a `.so` page → its target
 ALL_PAGES = [*COMMANDS, *ALIASES]
 SECTIONS = [
-    "NAME", "SYNOPSIS", "DESCRIPTION", "OPTIONS", "ENVIRONMENT", "FILES",
-    "EXIT STATUS", "EXAMPLES", "SECURITY", "SEE ALSO",
+    "NAME",
+    "SYNOPSIS",
+    "DESCRIPTION",
+    "OPTIONS",
+    "ENVIRONMENT",
+    "FILES",
+    "EXIT STATUS",
+    "EXAMPLES",
+    "SECURITY",
+    "SEE ALSO",
 ]
 ENVIRONMENT = [
-    "REXEC_HOST", "REXEC_TOKEN", "REXEC_CONFIG_DIR", "REXEC_ALLOW_INSECURE_HTTP",
-    "BROWSER", "NO_COLOR", "REQUESTS_CA_BUNDLE",
+    "REXEC_HOST",
+    "REXEC_TOKEN",
+    "REXEC_CONFIG_DIR",
+    "REXEC_ALLOW_INSECURE_HTTP",
+    "BROWSER",
+    "NO_COLOR",
+    "REQUESTS_CA_BUNDLE",
 ]
 EXIT_STATUSES = ["0", "1", "2", "3", "4", "130"]
 PIPELINE = (
@@ -68,10 +81,10 @@ def need(tool: str) -> str:
     return path
 
 
-def run(argv: list, cwd: Path, env: dict | None = None,
-        timeout: float = 60) -> subprocess.CompletedProcess:
-    return subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True,
-                          timeout=timeout)
+def run(
+    argv: list, cwd: Path, env: dict | None = None, timeout: float = 60
+) -> subprocess.CompletedProcess:
+    return subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
 
 
 @pytest.fixture(scope="module")
@@ -93,9 +106,7 @@ def man_env(**extra: str) -> dict:
 def render(page: str, tree: Path) -> str:
     """What `man -l` shows for the page (UTF-8 locale: quotes must stay ASCII there too)."""
     need("man")
-    result = run(
-        ["man", "-l", "--no-hyphenation", "-P", "cat", f"man1/{page}.1"], tree, man_env()
-    )
+    result = run(["man", "-l", "--no-hyphenation", "-P", "cat", f"man1/{page}.1"], tree, man_env())
     assert result.returncode == 0, result.stderr
     assert result.stderr == ""
     return result.stdout
@@ -103,8 +114,18 @@ def render(page: str, tree: Path) -> str:
 
 # -- reading roff source ----------------------------------------------------------------
 
-_GLYPHS = {"aq": "'", "dq": '"', "ti": "~", "ha": "^", "OK": "\u2713", "em": "\u2014",
-           "en": "\u2013", "bu": "\u2022", "ga": "`", "rs": "\\"}
+_GLYPHS = {
+    "aq": "'",
+    "dq": '"',
+    "ti": "~",
+    "ha": "^",
+    "OK": "\u2713",
+    "em": "\u2014",
+    "en": "\u2013",
+    "bu": "\u2022",
+    "ga": "`",
+    "rs": "\\",
+}
 _ESCAPE = re.compile(r"\\(?:f(?:\[[^\]]*\]|\(..|.)|\((..)|\[([^\]]*)\]|(.))")
 _JOIN = "\x00"  # marks a \c: no space before the next piece
 
@@ -119,8 +140,17 @@ def _unescape(text: str) -> str:
         char = match.group(3)
         if char is None:
             return ""  # a font change
-        return {"-": "-", "e": "\\", "&": "", " ": " ", "~": " ", "c": _JOIN,
-                "|": "", "^": "", "%": ""}.get(char, char)
+        return {
+            "-": "-",
+            "e": "\\",
+            "&": "",
+            " ": " ",
+            "~": " ",
+            "c": _JOIN,
+            "|": "",
+            "^": "",
+            "%": "",
+        }.get(char, char)
 
     return _ESCAPE.sub(one, text)
 
@@ -152,8 +182,26 @@ def _arguments(line: str) -> list:
     return args
 
 
-_BREAKS = {"SY", "YS", "br", "PP", "P", "LP", "TP", "IP", "SH", "SS", "EX", "EE", "nf",
-           "fi", "sp", "RS", "RE", "TH"}
+_BREAKS = {
+    "SY",
+    "YS",
+    "br",
+    "PP",
+    "P",
+    "LP",
+    "TP",
+    "IP",
+    "SH",
+    "SS",
+    "EX",
+    "EE",
+    "nf",
+    "fi",
+    "sp",
+    "RS",
+    "RE",
+    "TH",
+}
 
 
 def text_lines(source: list) -> list:
@@ -210,8 +258,11 @@ def sections(page: str) -> dict:
 
 def tags(section: list) -> list:
     """The text of each `.TP` item's tag line in a section."""
-    return [text_lines([section[i + 1]])[0]
-            for i, line in enumerate(section[:-1]) if line.strip() == ".TP"]
+    return [
+        text_lines([section[i + 1]])[0]
+        for i, line in enumerate(section[:-1])
+        if line.strip() == ".TP"
+    ]
 
 
 # -- reading the docopt usage -----------------------------------------------------------
@@ -223,15 +274,14 @@ def usage(page: str) -> tuple:
     lines = doc.splitlines()
     start = next(i for i, line in enumerate(lines) if line.strip().lower().startswith("usage:"))
     patterns = [lines[start].split(":", 1)[1].strip()]
-    for line in lines[start + 1:]:
+    for line in lines[start + 1 :]:
         if not line.strip():
             break
         patterns.append(line)
     patterns = [" ".join(p.split()) for p in patterns if p.strip()]
-    start = next(i for i, line in enumerate(lines)
-                 if line.strip().lower().startswith("options:"))
+    start = next(i for i, line in enumerate(lines) if line.strip().lower().startswith("options:"))
     entries, indent = [], None
-    for line in lines[start + 1:]:
+    for line in lines[start + 1 :]:
         if not line.strip():
             break
         depth = len(line) - len(line.lstrip())
@@ -272,8 +322,7 @@ def test_alias_page_is_a_so_request_for_its_target(alias):
 @pytest.mark.parametrize("page", COMMANDS)
 def test_title_line(page):
     first = source(page)[0]
-    match = re.fullmatch(r'\.TH (\S+) 1 "([^"]+)" "rexec-credential (\S+)" "User Commands"',
-                         first)
+    match = re.fullmatch(r'\.TH (\S+) 1 "([^"]+)" "rexec-credential (\S+)" "User Commands"', first)
     assert match, first
     title, date, version = match.groups()
     assert title == page.upper()
@@ -341,7 +390,7 @@ def test_synopsis_has_the_usage_lines(page):
     for line in synopsis:  # other lines: the same usage under an alias's name
         name = line.split()[0]
         assert name == page or ALIASES.get(name) == page, line
-        assert f"{page}{line[len(name):]}" in expected, line
+        assert f"{page}{line[len(name) :]}" in expected, line
 
 
 @pytest.mark.parametrize("page", COMMANDS)
@@ -379,10 +428,18 @@ def test_environment_lists_every_variable(page):
 @pytest.mark.parametrize("page", COMMANDS)
 def test_files_name_both_files_modes_lock_backups_and_completions(page):
     text = " ".join(text_lines(sections(page)["FILES"]))
-    for needle in ("~/.rexec/config.json", "~/.rexec/credentials.json", "0600", "0700",
-                   "~/.rexec/config.json.lock", ".corrupt-", "Rexec CLI",
-                   "share/bash-completion/completions", "share/zsh/site-functions",
-                   "share/fish/vendor_completions.d"):
+    for needle in (
+        "~/.rexec/config.json",
+        "~/.rexec/credentials.json",
+        "0600",
+        "0700",
+        "~/.rexec/config.json.lock",
+        ".corrupt-",
+        "Rexec CLI",
+        "share/bash-completion/completions",
+        "share/zsh/site-functions",
+        "share/fish/vendor_completions.d",
+    ):
         assert needle in text, needle
 
 
@@ -420,8 +477,13 @@ def test_see_also(page):
 
 # -- installed by pip -------------------------------------------------------------------
 
-_OFFLINE = ("NewConnectionError", "Temporary failure in name resolution", "ProxyError",
-            "No matching distribution found", "Network is unreachable")
+_OFFLINE = (
+    "NewConnectionError",
+    "Temporary failure in name resolution",
+    "ProxyError",
+    "No matching distribution found",
+    "Network is unreachable",
+)
 
 
 @pytest.mark.packaging
@@ -431,17 +493,32 @@ def test_pip_install_puts_the_pages_where_man_finds_them(tmp_path, standin):
     need("man")
     # Build from a copy: an in-tree build would leave build/ and *.egg-info in the checkout.
     src = tmp_path / "src"
-    shutil.copytree(REPO, src, ignore=shutil.ignore_patterns(
-        ".git", ".venv", "build", "dist", "*.egg-info", "__pycache__", ".*_cache",
-        ".hypothesis", "tests", "bench"))
+    shutil.copytree(
+        REPO,
+        src,
+        ignore=shutil.ignore_patterns(
+            ".git",
+            ".venv",
+            "build",
+            "dist",
+            "*.egg-info",
+            "__pycache__",
+            ".*_cache",
+            ".hypothesis",
+            "tests",
+            "bench",
+        ),
+    )
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=60)
     env = dict(ORIGINAL_ENV, PIP_DISABLE_PIP_VERSION_CHECK="1", PIP_NO_INPUT="1")
     env.pop("PYTHONPATH", None)
-    pip = run([str(venv / "bin" / "pip"), "install", "-q", str(src)], tmp_path, env,
-              timeout=240)
-    if pip.returncode != 0 and not os.environ.get("CI") and any(
-            word in pip.stdout + pip.stderr for word in _OFFLINE):
+    pip = run([str(venv / "bin" / "pip"), "install", "-q", str(src)], tmp_path, env, timeout=240)
+    if (
+        pip.returncode != 0
+        and not os.environ.get("CI")
+        and any(word in pip.stdout + pip.stderr for word in _OFFLINE)
+    ):
         pytest.skip("PyPI is unreachable: " + pip.stderr.strip().splitlines()[-1])
     assert pip.returncode == 0, pip.stdout + pip.stderr
     manpath = venv / "share" / "man"
@@ -460,10 +537,21 @@ def test_pip_install_puts_the_pages_where_man_finds_them(tmp_path, standin):
     # ... and works: a token login against the stand-in, then git's question answered.
     token = standin.mint_api_token("johndoe")
     env = dict(env, HOME=str(tmp_path / "home"), NO_PROXY="127.0.0.1")
-    login = subprocess.run([str(venv / "bin" / "rexec-login"), "--token", "-", "--host",
-                            standin.url], input=token, capture_output=True, text=True, env=env,
-                           timeout=60)
+    login = subprocess.run(
+        [str(venv / "bin" / "rexec-login"), "--token", "-", "--host", standin.url],
+        input=token,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
     assert login.returncode == 0, login.stderr
-    get = subprocess.run([str(venv / "bin" / "git-credential-rexec"), "get"], input="",
-                         capture_output=True, text=True, env=env, timeout=60)
+    get = subprocess.run(
+        [str(venv / "bin" / "git-credential-rexec"), "get"],
+        input="",
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
     assert f"password={token}\n" in get.stdout and get.stderr == ""

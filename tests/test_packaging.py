@@ -23,15 +23,25 @@ REPO = Path(__file__).resolve().parent.parent
 # Taken at import, before the autouse fixture empties HOME and the proxy variables:
 # building and pipx reach PyPI with them.
 ORIGINAL_ENV = dict(os.environ)
-EXECUTABLES = ["rexec-login", "rexec-logout", "rexec-whoami", "rexec-credential",
-               "git-credential-rexec"]
+EXECUTABLES = [
+    "rexec-login",
+    "rexec-logout",
+    "rexec-whoami",
+    "rexec-credential",
+    "git-credential-rexec",
+]
 DATA = [f"share/man/man1/{name}.1" for name in EXECUTABLES] + [
     *(f"share/bash-completion/completions/{name}" for name in EXECUTABLES),
     "share/zsh/site-functions/_rexec",
     *(f"share/fish/vendor_completions.d/{name}.fish" for name in EXECUTABLES),
 ]
-OFFLINE = ("NewConnectionError", "Temporary failure in name resolution", "ProxyError",
-           "No matching distribution found", "Network is unreachable")
+OFFLINE = (
+    "NewConnectionError",
+    "Temporary failure in name resolution",
+    "ProxyError",
+    "No matching distribution found",
+    "Network is unreachable",
+)
 
 
 def run(argv: list, **kw) -> subprocess.CompletedProcess:
@@ -54,12 +64,17 @@ def dist(tmp_path_factory) -> Path:
     """An sdist and a wheel built from a clean copy of the checkout."""
     root = tmp_path_factory.mktemp("build")
     src = root / "src"
-    shutil.copytree(REPO, src, ignore=shutil.ignore_patterns(
-        ".git", ".venv", "build", "dist", "*.egg-info", "__pycache__", ".*_cache",
-        ".hypothesis"))
+    shutil.copytree(
+        REPO,
+        src,
+        ignore=shutil.ignore_patterns(
+            ".git", ".venv", "build", "dist", "*.egg-info", "__pycache__", ".*_cache", ".hypothesis"
+        ),
+    )
     out = root / "dist"
-    succeeded(run([sys.executable, "-m", "build", "--sdist", "--wheel", "--outdir", str(out),
-                   str(src)]))
+    succeeded(
+        run([sys.executable, "-m", "build", "--sdist", "--wheel", "--outdir", str(out), str(src)])
+    )
     return out
 
 
@@ -78,10 +93,19 @@ def test_the_sdist_carries_them_too_with_the_tests_and_license(dist):
     [sdist] = dist.glob("*.tar.gz")
     top = f"rexec_credential-{rexec_credential.__version__}/"
     names = set(tarfile.open(sdist).getnames())
-    for path in ["LICENSE", "README.md", "SECURITY.md", "CHANGELOG.md", "man/rexec-login.1",
-                 "completions/zsh/_rexec", "completions/bash/rexec-credential",
-                 "completions/fish/rexec-credential.fish", "tests/conftest.py",
-                 "docs/contract.md", "docs/architecture.md"]:
+    for path in [
+        "LICENSE",
+        "README.md",
+        "SECURITY.md",
+        "CHANGELOG.md",
+        "man/rexec-login.1",
+        "completions/zsh/_rexec",
+        "completions/bash/rexec-credential",
+        "completions/fish/rexec-credential.fish",
+        "tests/conftest.py",
+        "docs/contract.md",
+        "docs/architecture.md",
+    ]:
         assert top + path in names, path
 
 
@@ -94,15 +118,21 @@ def test_twine_check_passes(dist):
 def test_pipx_install_gives_working_executables_and_man_pages(dist, tmp_path, home):
     need_man = shutil.which("man")
     [wheel] = dist.glob("*.whl")
-    places = {"PIPX_HOME": tmp_path / "pipx", "PIPX_BIN_DIR": tmp_path / "bin",
-              "PIPX_MAN_DIR": tmp_path / "man"}
+    places = {
+        "PIPX_HOME": tmp_path / "pipx",
+        "PIPX_BIN_DIR": tmp_path / "bin",
+        "PIPX_MAN_DIR": tmp_path / "man",
+    }
     env = {k: str(v) for k, v in places.items()}
     succeeded(run([sys.executable, "-m", "pipx", "install", str(wheel)], env=env))
     for name in EXECUTABLES:
         version = run([str(places["PIPX_BIN_DIR"] / name), "--version"])
         assert version.stdout == f"{name} {rexec_credential.__version__}\n", version.stderr
-    got = run([str(places["PIPX_BIN_DIR"] / "rexec-credential"), "get"], stdin=subprocess.DEVNULL,
-              env={"HOME": str(home)})
+    got = run(
+        [str(places["PIPX_BIN_DIR"] / "rexec-credential"), "get"],
+        stdin=subprocess.DEVNULL,
+        env={"HOME": str(home)},
+    )
     assert (got.returncode, got.stdout, got.stderr) == (0, "", "")
     for name in EXECUTABLES:  # pipx links the pages into its man directory
         assert (places["PIPX_MAN_DIR"] / "man1" / f"{name}.1").exists(), name

@@ -28,32 +28,38 @@ def state(active: bool = True, staging: bool = True, host: str = DEFAULT) -> Sta
 
 #  option     REXEC_HOST  REXEC_TOKEN  stored logins   → host     host from  token   token from
 RESOLVE = [
-    (None,      None,      None,       "both",          DEFAULT,   "config",  ACTIVE, "config"),
-    (None,      None,      None,       "none",          DEFAULT,   "default", None,   None),
-    (STAGING,   None,      None,       "both",          STAGING,   "option",  OTHER,  "config"),
-    (None,      STAGING,   None,       "both",          STAGING,   "env",     OTHER,  "config"),
-    (STAGING,   DEFAULT,   None,       "both",          STAGING,   "option",  OTHER,  "config"),
-    (None,      STAGING,   None,       "active only",   STAGING,   "env",     None,   None),
-    (None,      None,      ENV,        "both",          DEFAULT,   "config",  ENV,    "env"),
-    (None,      STAGING,   ENV,        "none",          STAGING,   "env",     ENV,    "env"),
-    ("staging.example.com", None, None, "both",         STAGING,   "option",  OTHER,  "config"),
+    (None, None, None, "both", DEFAULT, "config", ACTIVE, "config"),
+    (None, None, None, "none", DEFAULT, "default", None, None),
+    (STAGING, None, None, "both", STAGING, "option", OTHER, "config"),
+    (None, STAGING, None, "both", STAGING, "env", OTHER, "config"),
+    (STAGING, DEFAULT, None, "both", STAGING, "option", OTHER, "config"),
+    (None, STAGING, None, "active only", STAGING, "env", None, None),
+    (None, None, ENV, "both", DEFAULT, "config", ENV, "env"),
+    (None, STAGING, ENV, "none", STAGING, "env", ENV, "env"),
+    ("staging.example.com", None, None, "both", STAGING, "option", OTHER, "config"),
 ]
 
 
-@pytest.mark.parametrize("option, rexec_host, rexec_token, stored, host, host_source, token, "
-                         "token_source", RESOLVE)
-def test_resolve(option, rexec_host, rexec_token, stored, host, host_source, token,
-                 token_source):
+@pytest.mark.parametrize(
+    "option, rexec_host, rexec_token, stored, host, host_source, token, token_source", RESOLVE
+)
+def test_resolve(option, rexec_host, rexec_token, stored, host, host_source, token, token_source):
     world = {"both": state(), "none": State(), "active only": state(staging=False)}[stored]
     env = {k: v for k, v in (("REXEC_HOST", rexec_host), ("REXEC_TOKEN", rexec_token)) if v}
     found = precedence.resolve(world, env, option, NOW)
     assert (found.host, found.host_source, found.token, found.token_source) == (
-        host, host_source, token, token_source)
+        host,
+        host_source,
+        token,
+        token_source,
+    )
 
 
 def test_an_unexpired_stored_login_before_an_expired_one():
-    world = State({"host": DEFAULT, "token": EXPIRED, "username": "johndoe"},
-                  {"accounts": [Account(DEFAULT, "janedoe", ACTIVE).to_json()]})
+    world = State(
+        {"host": DEFAULT, "token": EXPIRED, "username": "johndoe"},
+        {"accounts": [Account(DEFAULT, "janedoe", ACTIVE).to_json()]},
+    )
     assert precedence.resolve(world, {}, None, NOW).token == ACTIVE
     alone = State({"host": DEFAULT, "token": EXPIRED})
     assert precedence.resolve(alone, {}, None, NOW).token == EXPIRED  # the server says why
@@ -74,30 +80,33 @@ def test_rexec_token_is_what_must_never_be_written():
     assert precedence.kept_out({}) == ()
 
 
-@pytest.mark.parametrize("request_, asks", [
-    ({}, {"protocol": "https", "host": "rexec.pipeops.io"}),
-    ({"capability[]": ["authtype"]}, {"protocol": "https", "host": "rexec.pipeops.io"}),
-    ({"host": "github.com"}, {"host": "github.com"}),
-    ({"username": "u"}, {"username": "u"}),
-], ids=["empty", "only-a-list", "a-host", "a-username"])
+@pytest.mark.parametrize(
+    "request_, asks",
+    [
+        ({}, {"protocol": "https", "host": "rexec.pipeops.io"}),
+        ({"capability[]": ["authtype"]}, {"protocol": "https", "host": "rexec.pipeops.io"}),
+        ({"host": "github.com"}, {"host": "github.com"}),
+        ({"username": "u"}, {"username": "u"}),
+    ],
+    ids=["empty", "only-a-list", "a-host", "a-username"],
+)
 def test_an_empty_git_request_asks_for_the_effective_host(request_, asks):
     assert precedence.git_query(request_, state(), {}) == asks
 
 
 #  REXEC_HOST               allowed  request host         → answered
 ENV_ANSWERS = [
-    (None,                     None, "rexec.pipeops.io",     True),
-    (None,                     None, "github.com",           False),  # another host
-    ("http://127.0.0.1:8080",  None, "127.0.0.1:8080",       True),   # loopback: plain http
-    ("http://example.com",     None, "example.com",          False),  # never in clear...
-    ("http://example.com",     "1",  "example.com",          True),   # ...unless allowed
+    (None, None, "rexec.pipeops.io", True),
+    (None, None, "github.com", False),  # another host
+    ("http://127.0.0.1:8080", None, "127.0.0.1:8080", True),  # loopback: plain http
+    ("http://example.com", None, "example.com", False),  # never in clear...
+    ("http://example.com", "1", "example.com", True),  # ...unless allowed
     ("http://127.0.0.1.evil.example", None, "127.0.0.1.evil.example", False),  # not loopback
 ]
 
 
 @pytest.mark.parametrize("rexec_host, allowed, asked, answered", ENV_ANSWERS)
-def test_rexec_token_answers_git_for_the_effective_host_only(rexec_host, allowed, asked,
-                                                             answered):
+def test_rexec_token_answers_git_for_the_effective_host_only(rexec_host, allowed, asked, answered):
     env = {"REXEC_TOKEN": ENV}
     if rexec_host:
         env["REXEC_HOST"] = rexec_host
@@ -112,10 +121,12 @@ def test_rexec_token_username_and_expiry():
     token = jwt(username="johndoe", exp=NOW + 60)
     found = precedence.env_answer({}, State(), {"REXEC_TOKEN": token}, NOW)
     assert (found["username"], found["password_expiry_utc"]) == ("johndoe", NOW + 60)
-    assert precedence.env_answer({"username": "janedoe"}, State(), {"REXEC_TOKEN": token},
-                                 NOW) is None
+    assert (
+        precedence.env_answer({"username": "janedoe"}, State(), {"REXEC_TOKEN": token}, NOW) is None
+    )
     assert precedence.env_answer({}, State(), {"REXEC_TOKEN": EXPIRED}, NOW) is None
     api = precedence.env_answer({"username": "ci-bot"}, State(), {"REXEC_TOKEN": ENV}, NOW)
     assert api["username"] == "ci-bot"
-    assert precedence.env_answer({}, State(), {"REXEC_TOKEN": ENV}, NOW)["username"] == \
-        "x-rexec-token"
+    assert (
+        precedence.env_answer({}, State(), {"REXEC_TOKEN": ENV}, NOW)["username"] == "x-rexec-token"
+    )

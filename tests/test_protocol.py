@@ -15,25 +15,43 @@ from rexec_credential.errors import ProtocolError
 
 PARSED = [
     ("empty input", b"", {}),
-    ("eof ends input without a blank line", b"protocol=https\nhost=a.tld",
-     {"protocol": "https", "host": "a.tld"}),
+    (
+        "eof ends input without a blank line",
+        b"protocol=https\nhost=a.tld",
+        {"protocol": "https", "host": "a.tld"},
+    ),
     ("blank line ends input", b"host=a.tld\n\nhost=b.tld\n", {"host": "a.tld"}),
     ("blank line first", b"\nhost=a.tld\n", {}),
     ("garbage after the blank line is never read", b"host=a\n\n\0\xff no equals\n", {"host": "a"}),
     ("split at the first =", b"password=a=b==\n", {"password": "a=b=="}),
     ("empty value", b"username=\npassword=\n", {"username": "", "password": ""}),
     ("later value wins", b"host=a\nhost=b\n", {"host": "b"}),
-    ("CRLF accepted", b"protocol=https\r\nhost=a\r\n\r\nhost=b\n",
-     {"protocol": "https", "host": "a"}),
-    ("unknown keys kept for the caller to ignore", b"future=1\nhost=a\n",
-     {"future": "1", "host": "a"}),
+    (
+        "CRLF accepted",
+        b"protocol=https\r\nhost=a\r\n\r\nhost=b\n",
+        {"protocol": "https", "host": "a"},
+    ),
+    (
+        "unknown keys kept for the caller to ignore",
+        b"future=1\nhost=a\n",
+        {"future": "1", "host": "a"},
+    ),
     ("empty key", b"=x\n", {"": "x"}),
-    ("list keys collect in order", b"wwwauth[]=Basic a\nwwwauth[]=Bearer b\n",
-     {"wwwauth[]": ["Basic a", "Bearer b"]}),
-    ("empty list value clears the list",
-     b"capability[]=authtype\ncapability[]=\ncapability[]=state\n", {"capability[]": ["state"]}),
-    ("a list value is never an attribute", b"host=a\nwwwauth[]=x host=victim\nwwwauth[]=host=v\n",
-     {"host": "a", "wwwauth[]": ["x host=victim", "host=v"]}),
+    (
+        "list keys collect in order",
+        b"wwwauth[]=Basic a\nwwwauth[]=Bearer b\n",
+        {"wwwauth[]": ["Basic a", "Bearer b"]},
+    ),
+    (
+        "empty list value clears the list",
+        b"capability[]=authtype\ncapability[]=\ncapability[]=state\n",
+        {"capability[]": ["state"]},
+    ),
+    (
+        "a list value is never an attribute",
+        b"host=a\nwwwauth[]=x host=victim\nwwwauth[]=host=v\n",
+        {"host": "a", "wwwauth[]": ["x host=victim", "host=v"]},
+    ),
     ("non-ASCII UTF-8", "username=jürgen\n".encode(), {"username": "jürgen"}),
     ("value keeps spaces", b"password= spaced \n", {"password": " spaced "}),
     ("quit is just an attribute here", b"quit=1\n", {"quit": "1"}),
@@ -90,27 +108,57 @@ def test_line_limit_counts_the_newline(length, ok):
 
 URLS = [
     ("scheme and host", "https://example.com", {"protocol": "https", "host": "example.com"}),
-    ("port stays in host", "http://127.0.0.1:8080/",
-     {"protocol": "http", "host": "127.0.0.1:8080"}),
-    ("path without slashes", "https://h.tld//org/repo.git//",
-     {"protocol": "https", "host": "h.tld", "path": "org/repo.git"}),
-    ("username", "https://bob@h.tld/r", {"protocol": "https", "host": "h.tld", "username": "bob",
-                                         "path": "r"}),
-    ("username and password", "https://bob:s%3Ac@h.tld",
-     {"protocol": "https", "host": "h.tld", "username": "bob", "password": "s:c"}),
+    (
+        "port stays in host",
+        "http://127.0.0.1:8080/",
+        {"protocol": "http", "host": "127.0.0.1:8080"},
+    ),
+    (
+        "path without slashes",
+        "https://h.tld//org/repo.git//",
+        {"protocol": "https", "host": "h.tld", "path": "org/repo.git"},
+    ),
+    (
+        "username",
+        "https://bob@h.tld/r",
+        {"protocol": "https", "host": "h.tld", "username": "bob", "path": "r"},
+    ),
+    (
+        "username and password",
+        "https://bob:s%3Ac@h.tld",
+        {"protocol": "https", "host": "h.tld", "username": "bob", "password": "s:c"},
+    ),
     ("empty username", "https://@h.tld", {"protocol": "https", "host": "h.tld", "username": ""}),
-    ("@ in the path is not userinfo", "https://h.tld/a@b",
-     {"protocol": "https", "host": "h.tld", "path": "a@b"}),
-    ("query ends the host", "https://h.tld?x=1", {"protocol": "https", "host": "h.tld",
-                                                 "path": "?x=1"}),
-    ("empty host (cert:///)", "cert:///etc/cert.pem",
-     {"protocol": "cert", "host": "", "path": "etc/cert.pem"}),
-    ("percent-decoding", "https://j%C3%BCrgen@h.tld/a%20b",
-     {"protocol": "https", "host": "h.tld", "username": "jürgen", "path": "a b"}),
-    ("bad escape kept literally", "https://h.tld/100%zz", {"protocol": "https", "host": "h.tld",
-                                                          "path": "100%zz"}),
-    ("a decoded slash alone is kept", "https://h.tld/%2F", {"protocol": "https", "host": "h.tld",
-                                                           "path": "/"}),
+    (
+        "@ in the path is not userinfo",
+        "https://h.tld/a@b",
+        {"protocol": "https", "host": "h.tld", "path": "a@b"},
+    ),
+    (
+        "query ends the host",
+        "https://h.tld?x=1",
+        {"protocol": "https", "host": "h.tld", "path": "?x=1"},
+    ),
+    (
+        "empty host (cert:///)",
+        "cert:///etc/cert.pem",
+        {"protocol": "cert", "host": "", "path": "etc/cert.pem"},
+    ),
+    (
+        "percent-decoding",
+        "https://j%C3%BCrgen@h.tld/a%20b",
+        {"protocol": "https", "host": "h.tld", "username": "jürgen", "path": "a b"},
+    ),
+    (
+        "bad escape kept literally",
+        "https://h.tld/100%zz",
+        {"protocol": "https", "host": "h.tld", "path": "100%zz"},
+    ),
+    (
+        "a decoded slash alone is kept",
+        "https://h.tld/%2F",
+        {"protocol": "https", "host": "h.tld", "path": "/"},
+    ),
 ]
 
 
@@ -127,10 +175,15 @@ def test_url_replaces_the_credential_but_not_other_keys():
 
 def test_keys_after_url_override_it():
     assert protocol.parse(b"url=https://a.tld/x\nusername=u\npath=y\n") == {
-        "protocol": "https", "host": "a.tld", "path": "y", "username": "u"}
+        "protocol": "https",
+        "host": "a.tld",
+        "path": "y",
+        "username": "u",
+    }
 
 
 # -- read: from a stream ---------------------------------------------------------------------
+
 
 class Endless(io.RawIOBase):
     """A stream that never ends (like a terminal); reading past a blank line would hang."""
@@ -167,20 +220,43 @@ def test_read_bounds_memory_on_a_huge_line():
 
 # -- booleans ---------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("value, expected", [
-    ("1", True), ("true", True), ("TRUE", True), ("yes", True), ("on", True), ("2", True),
-    ("0", False), ("false", False), ("no", False), ("off", False), ("", False),
-    ("maybe", False), (None, False), ("²", False),
-])
+
+@pytest.mark.parametrize(
+    "value, expected",
+    [
+        ("1", True),
+        ("true", True),
+        ("TRUE", True),
+        ("yes", True),
+        ("on", True),
+        ("2", True),
+        ("0", False),
+        ("false", False),
+        ("no", False),
+        ("off", False),
+        ("", False),
+        ("maybe", False),
+        (None, False),
+        ("²", False),
+    ],
+)
 def test_is_true(value, expected):
     assert protocol.is_true(value) is expected
 
 
 # -- render -----------------------------------------------------------------------------------
 
+
 def test_render_orders_known_keys_like_get():
-    attrs = {"oauth_refresh_token": "r", "password": "p", "username": "u", "host": "h",
-             "password_expiry_utc": 5, "path": "x", "protocol": "https"}
+    attrs = {
+        "oauth_refresh_token": "r",
+        "password": "p",
+        "username": "u",
+        "host": "h",
+        "password_expiry_utc": 5,
+        "path": "x",
+        "protocol": "https",
+    }
     assert protocol.render(attrs) == (
         "protocol=https\nhost=h\npath=x\nusername=u\npassword=p\n"
         "password_expiry_utc=5\noauth_refresh_token=r\n"
@@ -189,12 +265,20 @@ def test_render_orders_known_keys_like_get():
 
 def test_render_lists_and_empty_values():
     assert protocol.render({"username": "", "wwwauth[]": ["a", "b"]}) == (
-        "username=\nwwwauth[]=a\nwwwauth[]=b\n")
+        "username=\nwwwauth[]=a\nwwwauth[]=b\n"
+    )
 
 
-@pytest.mark.parametrize("attrs", [
-    {"password": "a\nhost=evil"}, {"password": "a\0"}, {"a=b": "c"}, {"": "x"},
-], ids=["newline", "NUL", "= in key", "empty key"])
+@pytest.mark.parametrize(
+    "attrs",
+    [
+        {"password": "a\nhost=evil"},
+        {"password": "a\0"},
+        {"a=b": "c"},
+        {"": "x"},
+    ],
+    ids=["newline", "NUL", "= in key", "empty key"],
+)
 def test_render_refuses_to_inject(attrs):
     with pytest.raises(ProtocolError):
         protocol.render(attrs)
@@ -202,10 +286,14 @@ def test_render_refuses_to_inject(attrs):
 
 # -- properties: the parser takes untrusted input ---------------------------------------------
 
-keys = st.text(st.characters(blacklist_characters="=\n\0\r", blacklist_categories=("Cs",)),
-               min_size=1, max_size=20).filter(lambda k: k != "url" and not k.endswith("[]"))
-values = st.text(st.characters(blacklist_characters="\n\0\r", blacklist_categories=("Cs",)),
-                 max_size=200)
+keys = st.text(
+    st.characters(blacklist_characters="=\n\0\r", blacklist_categories=("Cs",)),
+    min_size=1,
+    max_size=20,
+).filter(lambda k: k != "url" and not k.endswith("[]"))
+values = st.text(
+    st.characters(blacklist_characters="\n\0\r", blacklist_categories=("Cs",)), max_size=200
+)
 
 
 @given(st.binary(max_size=400))

@@ -113,9 +113,19 @@ def test_default_users():
     john, jane = service.users["johndoe"], service.users["janedoe"]
     assert isinstance(john, User)
     assert (john.email, john.name, john.tier, john.is_admin, john.password) == (
-        "johndoe@example.com", "John Doe", "pro", True, "hunter2")
+        "johndoe@example.com",
+        "John Doe",
+        "pro",
+        True,
+        "hunter2",
+    )
     assert (jane.email, jane.name, jane.tier, jane.is_admin, jane.password) == (
-        "jane@example.com", "Jane Doe", "free", False, "correct-horse")
+        "jane@example.com",
+        "Jane Doe",
+        "free",
+        False,
+        "correct-horse",
+    )
 
 
 def test_add_user(svc):
@@ -143,7 +153,8 @@ def state_dump(root):
         elif isinstance(obj, (list, tuple, set, frozenset)):
             todo.extend(obj)
         elif type(obj).__module__.startswith("rexec_credential.testing") and hasattr(
-                obj, "__dict__"):
+            obj, "__dict__"
+        ):
             todo.extend(vars(obj).values())
         else:
             parts.append(repr(obj))
@@ -157,7 +168,7 @@ def test_api_token_format_and_only_hash_stored(svc):
     dumped = state_dump(svc)
     assert svc.users["johndoe"].id in dumped  # the walk does reach the stored state
     assert token not in dumped
-    assert token[len("rexec_"):] not in dumped
+    assert token[len("rexec_") :] not in dumped
     assert jwt not in dumped and jwt.split(".")[2] not in dumped
 
 
@@ -254,15 +265,17 @@ def test_authorization_header_errors(svc, path, header, error):
 def test_unknown_tokens(svc):
     unknown = "rexec_" + "0" * 64
     assert call_json(svc.url + "/api/profile", unknown) == (
-        401, {"error": "Invalid or expired token"})
-    assert call_json(svc.url + "/api/tokens/validate", unknown) == (
-        401, {"error": "invalid token"})
+        401,
+        {"error": "Invalid or expired token"},
+    )
+    assert call_json(svc.url + "/api/tokens/validate", unknown) == (401, {"error": "invalid token"})
     assert call_json(svc.url + "/api/profile", "hello") == (401, {"error": "unauthorized"})
-    assert call_json(svc.url + "/api/tokens/validate", "hello") == (
-        401, {"error": "invalid token"})
+    assert call_json(svc.url + "/api/tokens/validate", "hello") == (401, {"error": "invalid token"})
     # JWT-shaped garbage
     assert call_json(svc.url + "/api/profile", "eyJhbGciOi.eyJ.xyz") == (
-        401, {"error": "Invalid or expired token"})
+        401,
+        {"error": "Invalid or expired token"},
+    )
 
 
 def test_expired_jwt(svc):
@@ -275,11 +288,16 @@ def test_bad_signature(svc):
     head, payload, _sig = token.split(".")
     with StandIn() as other:  # same claims shape, different key
         foreign = other.mint_jwt("johndoe")
-    forged_payload = base64.urlsafe_b64encode(
-        json.dumps({**jwt_part(token, 1), "tier": "enterprise"}).encode()).rstrip(b"=").decode()
+    forged_payload = (
+        base64.urlsafe_b64encode(json.dumps({**jwt_part(token, 1), "tier": "enterprise"}).encode())
+        .rstrip(b"=")
+        .decode()
+    )
     for bad in (foreign, f"{head}.{forged_payload}.{_sig}", f"{head}.{payload}.AAAA"):
         assert call_json(svc.url + "/api/profile", bad) == (
-            401, {"error": "token signature is invalid"})
+            401,
+            {"error": "token signature is invalid"},
+        )
 
 
 def test_revocation(svc):
@@ -289,8 +307,7 @@ def test_revocation(svc):
     svc.revoke(api)
     svc.revoke(jwt)
     assert call_json(svc.url + "/api/tokens/validate", api) == (401, {"error": "token revoked"})
-    assert call_json(svc.url + "/api/profile", api) == (
-        401, {"error": "Invalid or expired token"})
+    assert call_json(svc.url + "/api/profile", api) == (401, {"error": "Invalid or expired token"})
     assert call_json(svc.url + "/api/profile", jwt) == (401, {"error": "session_revoked"})
     assert call_json(svc.url + "/api/sessions", jwt) == (401, {"error": "session_revoked"})
     assert call_json(svc.url + "/api/profile", other_jwt)[0] == 200
@@ -308,10 +325,11 @@ def test_revocation(svc):
 def test_expired_api_token(svc):
     expired = svc.mint_api_token("johndoe", expires_at=time.time() - 1)
     fresh = svc.mint_api_token("johndoe", expires_at=time.time() + 3600)
-    assert call_json(svc.url + "/api/tokens/validate", expired) == (
-        401, {"error": "token expired"})
+    assert call_json(svc.url + "/api/tokens/validate", expired) == (401, {"error": "token expired"})
     assert call_json(svc.url + "/api/profile", expired) == (
-        401, {"error": "Invalid or expired token"})
+        401,
+        {"error": "Invalid or expired token"},
+    )
     assert call_json(svc.url + "/api/tokens/validate", fresh)[0] == 200
 
 
@@ -341,16 +359,25 @@ def call_status_json(url, token=None, method="GET", headers=None):
     return status, json.loads(body)
 
 
-SESSION_FIELDS = {"id", "created_at", "last_seen_at", "ip_address", "user_agent", "revoked_at",
-                  "revoked_reason", "is_current"}
+SESSION_FIELDS = {
+    "id",
+    "created_at",
+    "last_seen_at",
+    "ip_address",
+    "user_agent",
+    "revoked_at",
+    "revoked_reason",
+    "is_current",
+}
 
 
 def test_sessions_list_fields_and_is_current(svc):
     first = svc.mint_jwt("johndoe")
     second = svc.mint_jwt("johndoe")
     jane = svc.mint_jwt("janedoe")
-    status, body = call_json(svc.url + "/api/sessions", first,
-                             headers={"User-Agent": "rexec-cli/9.9"})
+    status, body = call_json(
+        svc.url + "/api/sessions", first, headers={"User-Agent": "rexec-cli/9.9"}
+    )
     assert status == 200 and set(body) == {"sessions"}
     sessions = body["sessions"]
     assert [s["id"] for s in sessions] == [sid_of(first), sid_of(second)]
@@ -378,8 +405,10 @@ def test_sessions_list_fields_and_is_current(svc):
 
     entries = svc.requests_to("/api/sessions")
     assert [(e["method"], e["status"], e["auth"], e["user"]) for e in entries] == [
-        ("GET", 200, "jwt", "johndoe"), ("GET", 200, "api", "johndoe"),
-        ("GET", 200, "jwt", "janedoe")]
+        ("GET", 200, "jwt", "johndoe"),
+        ("GET", 200, "api", "johndoe"),
+        ("GET", 200, "jwt", "janedoe"),
+    ]
 
 
 def test_sessions_helper_matches_the_api(svc):
@@ -405,21 +434,26 @@ def test_delete_own_session_with_its_jwt(svc):
     assert ISO_RE.match(record["revoked_at"]) and record["revoked_reason"] == "logout"
     # deleting it again with another token of the same user: still 200, first reason kept
     assert call_status_json(url, svc.mint_api_token("johndoe"), method="DELETE") == (
-        200, {"revoked": True})
+        200,
+        {"revoked": True},
+    )
     assert call_status_json(url, other, method="DELETE") == (200, {"revoked": True})
     (again,) = [s for s in svc.sessions("johndoe") if s["id"] == sid_of(jwt)]
     assert again == record
     (entry, *_rest) = svc.requests_to(f"/api/sessions/{sid_of(jwt)}")
     assert (entry["method"], entry["status"], entry["auth"], entry["user"]) == (
-        "DELETE", 200, "jwt", "johndoe")
+        "DELETE",
+        200,
+        "jwt",
+        "johndoe",
+    )
 
 
 def test_delete_session_with_an_api_token(svc):
     jwt = svc.mint_jwt("janedoe")
     keep = svc.mint_jwt("janedoe")
     api = svc.mint_api_token("janedoe")
-    status, body = call_status_json(f"{svc.url}/api/sessions/{sid_of(jwt)}", api,
-                                    method="DELETE")
+    status, body = call_status_json(f"{svc.url}/api/sessions/{sid_of(jwt)}", api, method="DELETE")
     assert (status, body) == (200, {"revoked": True})
     assert call_json(svc.url + "/api/profile", jwt) == (401, {"error": "session_revoked"})
     assert call_json(svc.url + "/api/profile", keep)[0] == 200
@@ -434,10 +468,14 @@ def test_delete_unknown_or_other_users_session_is_404(svc):
     jane = svc.mint_jwt("janedoe")
     not_found = (404, {"error": "session not found"})
     for token in (john, svc.mint_api_token("johndoe")):
-        assert call_status_json(f"{svc.url}/api/sessions/{'0' * 32}", token,
-                                method="DELETE") == not_found
-        assert call_status_json(f"{svc.url}/api/sessions/{sid_of(jane)}", token,
-                                method="DELETE") == not_found
+        assert (
+            call_status_json(f"{svc.url}/api/sessions/{'0' * 32}", token, method="DELETE")
+            == not_found
+        )
+        assert (
+            call_status_json(f"{svc.url}/api/sessions/{sid_of(jane)}", token, method="DELETE")
+            == not_found
+        )
     assert call_json(svc.url + "/api/profile", jane)[0] == 200
     assert svc.sessions("janedoe")[0]["revoked_at"] is None
 
@@ -452,14 +490,19 @@ def test_sessions_methods_and_auth_errors(svc):
         status, hdrs, _ = call(f"{svc.url}/api/sessions/{sid_of(jwt)}", jwt, method=method)
         assert status == 405 and hdrs["Allow"] == "DELETE"
     assert svc.sessions("johndoe")[0]["revoked_at"] is None
-    assert call_json(svc.url + "/api/sessions") == (
-        401, {"error": "authorization header required"})
+    assert call_json(svc.url + "/api/sessions") == (401, {"error": "authorization header required"})
     assert call_json(svc.url + "/api/sessions", "rexec_" + "0" * 64) == (
-        401, {"error": "Invalid or expired token"})
+        401,
+        {"error": "Invalid or expired token"},
+    )
     assert call_status_json(f"{svc.url}/api/sessions/{sid_of(jwt)}", method="DELETE") == (
-        401, {"error": "authorization header required"})
-    assert call_json(svc.url + "/api/sessions", svc.mint_jwt("johndoe", exp=time.time() - 5)
-                     ) == (401, {"error": "token is expired"})
+        401,
+        {"error": "authorization header required"},
+    )
+    assert call_json(svc.url + "/api/sessions", svc.mint_jwt("johndoe", exp=time.time() - 5)) == (
+        401,
+        {"error": "token is expired"},
+    )
 
 
 def test_revoked_session_is_refused_anywhere_under_api(svc):
@@ -468,8 +511,9 @@ def test_revoked_session_is_refused_anywhere_under_api(svc):
     revoked = (401, {"error": "session_revoked"})
     for path in ("/api/profile", "/api/sessions", "/api/tokens/validate", "/api/nope"):
         assert call_json(svc.url + path, jwt) == revoked, path
-    assert call_status_json(f"{svc.url}/api/sessions/{sid_of(jwt)}", jwt,
-                            method="DELETE") == revoked
+    assert (
+        call_status_json(f"{svc.url}/api/sessions/{sid_of(jwt)}", jwt, method="DELETE") == revoked
+    )
 
 
 def test_browser_login_session_has_the_browsers_user_agent(svc):
@@ -492,8 +536,7 @@ def test_screen_lock(svc):
     locked = (423, {"error": "session_locked"})
     assert call_json(svc.url + "/api/profile", old) == locked
     assert call_json(svc.url + "/api/sessions", old) == locked
-    assert call_status_json(f"{svc.url}/api/sessions/{sid_of(new)}", old,
-                            method="DELETE") == locked
+    assert call_status_json(f"{svc.url}/api/sessions/{sid_of(new)}", old, method="DELETE") == locked
     assert call_json(svc.url + "/api/profile", new)[0] == 200
     assert call_json(svc.url + "/api/sessions", new)[0] == 200
     assert call_json(svc.url + "/api/profile", api)[0] == 200
@@ -559,12 +602,16 @@ def test_drop_next(svc):
     token = svc.mint_api_token("johndoe")
     svc.drop_next(2)
     for _ in range(2):
-        with pytest.raises((http.client.RemoteDisconnected, ConnectionError,
-                            urllib.error.URLError)):
+        with pytest.raises(
+            (http.client.RemoteDisconnected, ConnectionError, urllib.error.URLError)
+        ):
             call(svc.url + "/api/tokens/validate", token)
     assert call_json(svc.url + "/api/tokens/validate", token)[0] == 200
-    assert [(e["fault"], e["status"]) for e in svc.log] == [("drop", None), ("drop", None),
-                                                           (None, 200)]
+    assert [(e["fault"], e["status"]) for e in svc.log] == [
+        ("drop", None),
+        ("drop", None),
+        (None, 200),
+    ]
 
 
 def test_faults_queue_in_order_and_clear(svc):
@@ -600,9 +647,15 @@ def test_echo_token_fault_error_status(svc):
     assert call_json(svc.url + "/api/profile", api)[0] == 200
     svc.echo_token_next(1, status=500, template="boom: {token} ({token})")
     assert call_json(svc.url + "/api/tokens/validate", api) == (
-        500, {"error": f"boom: {api} ({api})"})
+        500,
+        {"error": f"boom: {api} ({api})"},
+    )
     assert [(e["fault"], e["status"]) for e in svc.log] == [
-        ("echo_token", 401), ("echo_token", 401), (None, 200), ("echo_token", 500)]
+        ("echo_token", 401),
+        ("echo_token", 401),
+        (None, 200),
+        ("echo_token", 500),
+    ]
     dumped = json.dumps(svc.log)
     assert api not in dumped and api[6:] not in dumped and jwt.split(".")[2] not in dumped
 
@@ -611,7 +664,9 @@ def test_echo_token_fault_with_200_says_not_valid(svc):
     api = svc.mint_api_token("janedoe")
     svc.echo_token_next(1, status=200, template="token {token} is not valid")
     assert call_json(svc.url + "/api/tokens/validate", api) == (
-        200, {"valid": False, "error": f"token {api} is not valid"})
+        200,
+        {"valid": False, "error": f"token {api} is not valid"},
+    )
     assert call_json(svc.url + "/api/tokens/validate", api)[1]["valid"] is True
     assert api not in json.dumps(svc.log)
 
@@ -628,14 +683,20 @@ def test_echo_token_fault_queues_with_the_others(svc):
     # the token as presented, even when the header is not a proper Bearer one
     svc.echo_token_next(1, template="[{token}]")
     assert call_json(svc.url + "/api/profile", headers={"Authorization": "Bearer  x y"}) == (
-        401, {"error": "[x y]"})
+        401,
+        {"error": "[x y]"},
+    )
     svc.echo_token_next(1, template="[{token}]")
     assert call_json(svc.url + "/api/profile") == (401, {"error": "[]"})
     svc.echo_token_next(3)
     svc.clear_faults()
     assert call_json(svc.url + "/api/profile", api)[0] == 200
-    for bad in ({"n": -1}, {"n": 1, "status": 302}, {"n": 1, "template": "{nope}"},
-                {"n": 1, "template": "{0}"}):
+    for bad in (
+        {"n": -1},
+        {"n": 1, "status": 302},
+        {"n": 1, "template": "{nope}"},
+        {"n": 1, "template": "{0}"},
+    ):
         with pytest.raises(ValueError):
             svc.echo_token_next(**bad)
 
@@ -662,8 +723,16 @@ def test_log_never_contains_tokens(svc):
     assert svc.log[3]["host_header"] == "evil.example"
     assert svc.log[0]["host_header"] == f"127.0.0.1:{svc.port}"
     for entry in svc.log:
-        assert set(entry) == {"method", "path", "status", "host_header", "auth", "user",
-                              "fault", "time"}
+        assert set(entry) == {
+            "method",
+            "path",
+            "status",
+            "host_header",
+            "auth",
+            "user",
+            "fault",
+            "time",
+        }
     assert [e["auth"] for e in svc.log[:5]] == ["api", "jwt", "api", "none", "none"]
     assert len(svc.requests_to("/api/profile")) == 3
     svc.clear_log()
@@ -686,12 +755,19 @@ def test_log_never_contains_tokens_on_the_session_routes(svc):
     browser = login_via_form(svc, headers={"User-Agent": BROWSER_UA})
     call(svc.url + "/api/sessions", browser)
     dumped = json.dumps(svc.log)
-    for secret in (api, api[6:], jwt, doomed, browser, jwt.split(".")[2],
-                   doomed.split(".")[2], browser.split(".")[2]):
+    for secret in (
+        api,
+        api[6:],
+        jwt,
+        doomed,
+        browser,
+        jwt.split(".")[2],
+        doomed.split(".")[2],
+        browser.split(".")[2],
+    ):
         assert secret not in dumped
     api_entries = [e for e in svc.log if e["path"].startswith("/api/")]
-    assert [(e["method"], e["status"], e["auth"], e["user"], e["fault"])
-            for e in api_entries] == [
+    assert [(e["method"], e["status"], e["auth"], e["user"], e["fault"]) for e in api_entries] == [
         ("GET", 200, "jwt", "johndoe", None),
         ("GET", 200, "api", "johndoe", None),
         ("DELETE", 200, "api", "johndoe", None),
@@ -711,21 +787,24 @@ def form_fields(page):
     return dict(re.findall(r'<input type="hidden" name="(\w+)" value="([^"]*)">', page))
 
 
-def login_via_form(svc, username="johndoe", password="hunter2", callback=CALLBACK,
-                   headers=None):
-    status, _, body = call(svc.url + "/cli-login?callback=" + urllib.parse.quote(callback, safe=""),
-                           headers=headers)
+def login_via_form(svc, username="johndoe", password="hunter2", callback=CALLBACK, headers=None):
+    status, _, body = call(
+        svc.url + "/cli-login?callback=" + urllib.parse.quote(callback, safe=""), headers=headers
+    )
     assert status == 200
     fields = form_fields(body.decode())
-    status, _, body = call(svc.url + "/cli-login", headers=headers,
-                           data={**fields, "username": username, "password": password})
+    status, _, body = call(
+        svc.url + "/cli-login",
+        headers=headers,
+        data={**fields, "username": username, "password": password},
+    )
     assert status == 200
     fields = {k: html.unescape(v) for k, v in form_fields(body.decode()).items()}
     status, hdrs, _ = call(svc.url + "/cli-login/authorize", data=fields, headers=headers)
     assert status == 302
     location = hdrs["Location"]
     assert location.startswith(callback + "?token=")
-    return location[len(callback + "?token="):]
+    return location[len(callback + "?token=") :]
 
 
 def test_cli_login_flow(svc):
@@ -740,15 +819,17 @@ def test_cli_login_flow(svc):
     fields = form_fields(page)
     assert fields == {"callback": CALLBACK}
 
-    status, _, body = call(svc.url + "/cli-login",
-                           data={**fields, "username": "johndoe", "password": "wrong"})
+    status, _, body = call(
+        svc.url + "/cli-login", data={**fields, "username": "johndoe", "password": "wrong"}
+    )
     page = body.decode()
     assert status == 401 and "Invalid username or password" in page
     assert "Authorize CLI access" not in page
     assert form_fields(page) == {"callback": CALLBACK}
 
-    status, _, body = call(svc.url + "/cli-login",
-                           data={**fields, "username": "johndoe", "password": "hunter2"})
+    status, _, body = call(
+        svc.url + "/cli-login", data={**fields, "username": "johndoe", "password": "hunter2"}
+    )
     page = body.decode()
     assert status == 200 and "Signed in as johndoe" in page
     assert re.search(r'<button[^>]*id="authorize"[^>]*>Authorize CLI access</button>', page)
@@ -761,7 +842,7 @@ def test_cli_login_flow(svc):
     location = hdrs["Location"]
     prefix = CALLBACK + "?token="
     assert location.startswith(prefix)
-    token = location[len(prefix):]
+    token = location[len(prefix) :]
     assert JWT_RE.match(token)
     status, body = call_json(svc.url + "/api/profile", token)
     assert status == 200 and body["user"]["username"] == "johndoe"
@@ -789,7 +870,9 @@ def test_cli_login_rejected(svc):
     svc.cli_login_rejected = True
     token = login_via_form(svc)
     assert call_json(svc.url + "/api/profile", token) == (
-        401, {"error": "token signature is invalid"})
+        401,
+        {"error": "token signature is invalid"},
+    )
 
 
 def test_cli_login_missing_callback_and_escaping(svc):
@@ -800,8 +883,9 @@ def test_cli_login_missing_callback_and_escaping(svc):
     page = body.decode()
     assert status == 200 and "<script>" not in page
     assert html.escape(evil) in page
-    status, _, body = call(svc.url + "/cli-login",
-                           data={"callback": evil, "username": "<b>x</b>", "password": "p"})
+    status, _, body = call(
+        svc.url + "/cli-login", data={"callback": evil, "username": "<b>x</b>", "password": "p"}
+    )
     assert status == 401 and "<b>x</b>" not in body.decode()
 
 
@@ -812,7 +896,10 @@ def test_cli_login_missing_callback_and_escaping(svc):
 def test_command_line(sig):
     proc = subprocess.Popen(
         [sys.executable, "-m", "rexec_credential.testing", "--port", "0", "--jwt-lifetime", "600"],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
         env={**os.environ, "PYTHONUNBUFFERED": "0"},
     )
     try:
@@ -841,7 +928,10 @@ def test_command_line(sig):
 def test_help_names_the_demo_users():
     proc = subprocess.run(
         [sys.executable, "-m", "rexec_credential.testing", "--help"],
-        cwd=ROOT, capture_output=True, text=True, timeout=30,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=30,
     )
     assert proc.returncode == 0 and proc.stderr == ""
     lines = proc.stdout.splitlines()

@@ -41,9 +41,11 @@ def box(home, warnings) -> Storage:
 
 def put(key, value):
     """A change that sets a config.json key."""
+
     def change(state):
         state.config[key] = value
         state.config_changed = True
+
     return change
 
 
@@ -85,13 +87,15 @@ def test_existing_loose_directory_is_set_back_to_0700(box):
 
 
 def test_config_is_written_as_the_rexec_cli_writes_it(box):
-    account = Account("https://rexec.pipeops.io", "johndoe", "rexec_" + "a" * 64,
-                      "j@example.com", "pro")
+    account = Account(
+        "https://rexec.pipeops.io", "johndoe", "rexec_" + "a" * 64, "j@example.com", "pro"
+    )
     box.update(lambda state: state.log_in(account))
     # json.MarshalIndent(cfg, "", "  ") of the five fields, in the struct's order.
     assert Path(box.config.path).read_text() == (
         '{\n  "host": "https://rexec.pipeops.io",\n  "token": "' + account.token + '",\n'
-        '  "username": "johndoe",\n  "email": "j@example.com",\n  "tier": "pro"\n}')
+        '  "username": "johndoe",\n  "email": "j@example.com",\n  "tier": "pro"\n}'
+    )
 
 
 def test_unknown_keys_are_preserved_in_both_files(box):
@@ -100,8 +104,7 @@ def test_unknown_keys_are_preserved_in_both_files(box):
     Path(box.credentials.path).write_text(json.dumps({"version": 1, "plugin": {"a": [1]}}))
     box.update(put("token", "t"))
     box.update(add(CRED))
-    assert read_json(Path(box.config.path)) == {"host": "https://h", "token": "t",
-                                                "theme": "dark"}
+    assert read_json(Path(box.config.path)) == {"host": "https://h", "token": "t", "theme": "dark"}
     assert read_json(Path(box.credentials.path))["plugin"] == {"a": [1]}
 
 
@@ -287,8 +290,9 @@ ADDER = textwrap.dedent("""
 
 
 def test_twenty_concurrent_writers_lose_no_update(box):
-    procs = [subprocess.Popen([sys.executable, "-c", ADDER, box.directory, str(n)])
-             for n in range(20)]
+    procs = [
+        subprocess.Popen([sys.executable, "-c", ADDER, box.directory, str(n)]) for n in range(20)
+    ]
     assert [p.wait(timeout=60) for p in procs] == [0] * 20
     added = sorted(int(r["host"][1:].split(".")[0]) for r in box.load().credentials)
     assert added == list(range(20))
@@ -310,8 +314,13 @@ def test_a_config_json_rewritten_during_an_update_is_read_again_not_overwritten(
     """Between our read and our rename the Rexec CLI saves another login: the update runs
     again on what it wrote, so its login is kept (as an account) rather than lost."""
     box.update(put("host", "https://rexec.pipeops.io"))
-    theirs = {"host": "https://rexec.pipeops.io", "token": "rexec_" + "9" * 64,
-              "username": "cli-user", "email": "c@example.com", "tier": "pro"}
+    theirs = {
+        "host": "https://rexec.pipeops.io",
+        "token": "rexec_" + "9" * 64,
+        "username": "cli-user",
+        "email": "c@example.com",
+        "tier": "pro",
+    }
     rounds = []
     mine = Account("https://rexec.pipeops.io", "johndoe", "rexec_" + "1" * 64)
 
@@ -341,15 +350,26 @@ def test_a_config_json_written_by_the_earlier_version_is_split_on_the_next_write
     earlier = (DATA / "config-0.1.0.json").read_text()
     Path(box.config.path).write_text(earlier)
     before = box.load()
-    answers = {q: before.find(dict(zip(("protocol", "host"), q.split("://"))), NOW)
-               for q in ("https://rexec.pipeops.io", "https://staging.example.com",
-                         "https://github.com", "https://git.example.com")}
+    answers = {
+        q: before.find(dict(zip(("protocol", "host"), q.split("://"))), NOW)
+        for q in (
+            "https://rexec.pipeops.io",
+            "https://staging.example.com",
+            "https://github.com",
+            "https://git.example.com",
+        )
+    }
     assert all(answers.values())
     box.update(lambda state: state.store(CRED, NOW))  # any write splits the layout
     config = read_json(Path(box.config.path))
-    assert config == {"host": "https://rexec.pipeops.io", "token": "rexec_" + "2" * 64,
-                      "username": "janedoe", "email": "jane@example.com", "tier": "free",
-                      "theme": "dark"}
+    assert config == {
+        "host": "https://rexec.pipeops.io",
+        "token": "rexec_" + "2" * 64,
+        "username": "janedoe",
+        "email": "jane@example.com",
+        "tier": "free",
+        "theme": "dark",
+    }
     after = box.load()
     for query, answer in answers.items():
         assert after.find(dict(zip(("protocol", "host"), query.split("://"))), NOW) == answer
@@ -360,15 +380,23 @@ def test_a_config_json_written_by_the_earlier_version_is_split_on_the_next_write
 # -- no path of ours may block: a FIFO planted at the lock or a temporary name ----------------
 
 
-@pytest.mark.parametrize("command", [
-    ("rexec-credential", "store"), ("rexec-login", "--token", "-"), ("rexec-logout",),
-], ids=["store", "login", "logout"])
+@pytest.mark.parametrize(
+    "command",
+    [
+        ("rexec-credential", "store"),
+        ("rexec-login", "--token", "-"),
+        ("rexec-logout",),
+    ],
+    ids=["store", "login", "logout"],
+)
 def test_a_fifo_at_the_lock_path_is_refused_not_waited_on(standin, home, command):
     directory = home / ".rexec"
     write_json(directory / "config.json", {"host": standin.url, "token": "rexec_" + "a" * 64})
     os.mkfifo(directory / "config.json.lock", 0o600)
-    stdin = {"rexec-credential": "protocol=https\nhost=example.com\nusername=u\npassword=p\n",
-             "rexec-login": standin.mint_api_token("johndoe")}.get(command[0], "")
+    stdin = {
+        "rexec-credential": "protocol=https\nhost=example.com\nusername=u\npassword=p\n",
+        "rexec-login": standin.mint_api_token("johndoe"),
+    }.get(command[0], "")
     argv = command[1:] + (("--host", standin.url) if command[0] == "rexec-login" else ())
     result = run_bin(command[0], *argv, stdin=stdin, timeout=20)
     assert result.code == 4, result
@@ -382,8 +410,12 @@ def test_a_fifo_at_a_temporary_name_is_cleared_not_waited_on(home, name):
     directory = home / ".rexec"
     write_json(directory / "config.json", {"host": "https://h"})
     os.mkfifo(directory / name, 0o600)
-    result = run_bin("rexec-credential", "store",
-                     stdin="protocol=https\nhost=h\nusername=u\npassword=p\n", timeout=20)
+    result = run_bin(
+        "rexec-credential",
+        "store",
+        stdin="protocol=https\nhost=h\nusername=u\npassword=p\n",
+        timeout=20,
+    )
     assert (result.code, result.err) == (0, "")
     # The store touches only credentials.json: its temporary names are the ones cleared.
     cleared = name.startswith(".credentials")
@@ -395,8 +427,10 @@ def test_a_fifo_at_either_file_is_refused_not_waited_on(home, name):
     directory = home / ".rexec"
     directory.mkdir(mode=0o700)
     os.mkfifo(directory / name, 0o600)
-    for argv, stdin in ((["get"], "protocol=https\nhost=h\n"),
-                        (["store"], "protocol=https\nhost=h\nusername=u\npassword=p\n")):
+    for argv, stdin in (
+        (["get"], "protocol=https\nhost=h\n"),
+        (["store"], "protocol=https\nhost=h\nusername=u\npassword=p\n"),
+    ):
         result = run_bin("rexec-credential", *argv, stdin=stdin, timeout=20)
         assert result.code == 4 and "not a regular file" in result.err, result
 

@@ -13,8 +13,7 @@ from rexec_credential.store import State
 
 HOST = "https://rexec.pipeops.io"
 API = "rexec_" + "a" * 64
-LOGIN = {"host": HOST, "token": API, "username": "johndoe", "email": "j@example.com",
-         "tier": "pro"}
+LOGIN = {"host": HOST, "token": API, "username": "johndoe", "email": "j@example.com", "tier": "pro"}
 
 
 def cred(**fields) -> dict:
@@ -31,25 +30,38 @@ def stored(*creds) -> State:
 
 
 def account(username="johndoe", token=API, host=HOST, **kw) -> Account:
-    return Account(host, username, token, kw.get("email", f"{username}@example.com"),
-                   kw.get("tier", "pro"), created_at=NOW)
+    return Account(
+        host,
+        username,
+        token,
+        kw.get("email", f"{username}@example.com"),
+        kw.get("tier", "pro"),
+        created_at=NOW,
+    )
 
 
 # -- the active login as a record -------------------------------------------------------------
 
+
 def test_active_login_from_the_seed_object():
     assert State(LOGIN).active().record() == {
-        "protocol": "https", "host": "rexec.pipeops.io", "username": "johndoe",
-        "password": API}
+        "protocol": "https",
+        "host": "rexec.pipeops.io",
+        "username": "johndoe",
+        "password": API,
+    }
 
 
-@pytest.mark.parametrize("host, protocol, hostport", [
-    ("http://127.0.0.1:8080/", "http", "127.0.0.1:8080"),
-    ("https://Rexec.Example.COM:443", "https", "rexec.example.com"),
-    ("https://rexec.example.com:8443", "https", "rexec.example.com:8443"),
-    ("rexec.example.com", "https", "rexec.example.com"),
-    (None, "https", "rexec.pipeops.io"),
-])
+@pytest.mark.parametrize(
+    "host, protocol, hostport",
+    [
+        ("http://127.0.0.1:8080/", "http", "127.0.0.1:8080"),
+        ("https://Rexec.Example.COM:443", "https", "rexec.example.com"),
+        ("https://rexec.example.com:8443", "https", "rexec.example.com:8443"),
+        ("rexec.example.com", "https", "rexec.example.com"),
+        (None, "https", "rexec.pipeops.io"),
+    ],
+)
 def test_active_login_host_from_url(host, protocol, hostport):
     record = State({"host": host, "token": "t"}).active().record()
     assert (record["protocol"], record["host"]) == (protocol, hostport)
@@ -60,12 +72,14 @@ def test_active_login_placeholder_username():
 
 
 def test_active_login_jwt_exp_is_the_expiry():
-    assert State({"token": jwt(exp=NOW + 60)}).active().record()[
-        "password_expiry_utc"] == NOW + 60
+    assert State({"token": jwt(exp=NOW + 60)}).active().record()["password_expiry_utc"] == NOW + 60
 
 
-@pytest.mark.parametrize("config", [{}, {"token": ""}, {"token": 5}, {"token": "t", "host": "ftp://x"},
-                                    {"token": "t", "host": 7}], ids=str)
+@pytest.mark.parametrize(
+    "config",
+    [{}, {"token": ""}, {"token": 5}, {"token": "t", "host": "ftp://x"}, {"token": "t", "host": 7}],
+    ids=str,
+)
 def test_no_active_login(config):
     assert State(config).active() is None
 
@@ -79,26 +93,39 @@ def test_account_facts_come_from_the_token():
     assert Account.from_json(acc.to_json()).to_json() == acc.to_json()
 
 
-@pytest.mark.parametrize("entry", ["x", {"host": HOST}, {"token": "t"}, {"host": 5, "token": "t"},
-                                   {"host": "ftp://x", "token": "t"}], ids=str)
+@pytest.mark.parametrize(
+    "entry",
+    [
+        "x",
+        {"host": HOST},
+        {"token": "t"},
+        {"host": 5, "token": "t"},
+        {"host": "ftp://x", "token": "t"},
+    ],
+    ids=str,
+)
 def test_entries_that_are_not_accounts_are_skipped(entry):
     assert State({}, {"accounts": [entry, account().to_json()]}).accounts[0].token == API
 
 
 # -- matching ---------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("query, expected", [
-    ({}, True),
-    ({"protocol": "https", "host": "example.com"}, True),
-    ({"protocol": "http", "host": "example.com"}, False),
-    ({"host": "example.com:443"}, False),
-    ({"username": "u"}, True),
-    ({"username": "other"}, False),
-    ({"username": ""}, False),
-    ({"path": "repo.git"}, False),
-    ({"path": ""}, True),
-    ({"password": "other"}, True),  # ignored unless asked for
-])
+
+@pytest.mark.parametrize(
+    "query, expected",
+    [
+        ({}, True),
+        ({"protocol": "https", "host": "example.com"}, True),
+        ({"protocol": "http", "host": "example.com"}, False),
+        ({"host": "example.com:443"}, False),
+        ({"username": "u"}, True),
+        ({"username": "other"}, False),
+        ({"username": ""}, False),
+        ({"path": "repo.git"}, False),
+        ({"path": ""}, True),
+        ({"password": "other"}, True),  # ignored unless asked for
+    ],
+)
 def test_matches(query, expected):
     assert records.matches(query, cred()) is expected
 
@@ -110,18 +137,32 @@ def test_matches_with_password():
 
 def test_a_login_matches_any_path_of_its_host():
     record = State(LOGIN).active().record()
-    assert records.matches({"host": "rexec.pipeops.io", "path": "org/repo.git"}, record,
-                           host_wide=True)
+    assert records.matches(
+        {"host": "rexec.pipeops.io", "path": "org/repo.git"}, record, host_wide=True
+    )
     assert not records.matches({"path": "x"}, cred())
 
 
 # -- expiry -----------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("value, is_expired", [
-    (None, False), (0, False), ("0", False), (NOW - 1, True), (NOW, True), (str(NOW - 1), True),
-    (NOW + 1, False), ("9999999999", False), ("99999999999999999999", False),
-    ("soon", False), ("²", False), (True, False),
-])
+
+@pytest.mark.parametrize(
+    "value, is_expired",
+    [
+        (None, False),
+        (0, False),
+        ("0", False),
+        (NOW - 1, True),
+        (NOW, True),
+        (str(NOW - 1), True),
+        (NOW + 1, False),
+        ("9999999999", False),
+        ("99999999999999999999", False),
+        ("soon", False),
+        ("²", False),
+        (True, False),
+    ],
+)
 def test_expired(value, is_expired):
     record = {} if value is None else {"password_expiry_utc": value}
     assert records.expired(record, NOW) is is_expired
@@ -129,9 +170,11 @@ def test_expired(value, is_expired):
 
 # -- find -------------------------------------------------------------------------------------
 
+
 def test_find_the_active_login_first():
-    state = State(LOGIN, {"credentials": [cred(host="rexec.pipeops.io", username="johndoe",
-                                               password="old")]})
+    state = State(
+        LOGIN, {"credentials": [cred(host="rexec.pipeops.io", username="johndoe", password="old")]}
+    )
     assert state.find({"host": "rexec.pipeops.io"}, NOW)["password"] == API
 
 
@@ -144,8 +187,10 @@ def test_find_then_the_other_accounts_of_the_host_by_username():
 
 
 def test_find_skips_expired():
-    state = stored(cred(password="old", username="a", password_expiry_utc=str(NOW + 5)),
-                   cred(password="new", username="b"))
+    state = stored(
+        cred(password="old", username="a", password_expiry_utc=str(NOW + 5)),
+        cred(password="new", username="b"),
+    )
     assert state.find({"host": "example.com", "username": "a"}, NOW)["password"] == "old"
     assert state.find({"host": "example.com"}, NOW + 10)["password"] == "new"
     assert state.find({"username": "a"}, NOW + 10) is None
@@ -158,13 +203,22 @@ def test_find_expired_jwt_in_the_list():
 
 
 def test_find_ignores_malformed_entries():
-    state = State({}, {"credentials": ["junk", {"host": "example.com"},
-                                       {"protocol": 1, "host": "example.com", "password": "x"},
-                                       cred()]})
+    state = State(
+        {},
+        {
+            "credentials": [
+                "junk",
+                {"host": "example.com"},
+                {"protocol": 1, "host": "example.com", "password": "x"},
+                cred(),
+            ]
+        },
+    )
     assert state.find({"host": "example.com"}, NOW)["password"] == "p"
 
 
 # -- git's store --------------------------------------------------------------------------------
+
 
 def test_store_keeps_expiry_and_refresh_token():
     state = stored(cred(password_expiry_utc="9999999999", oauth_refresh_token="xyzzy"))
@@ -191,8 +245,9 @@ def test_store_same_again_changes_nothing():
 
 
 def test_store_empty_username_and_password():
-    assert stored(cred(username="", password="")).find({"host": "example.com"}, NOW)[
-        "username"] == ""
+    assert (
+        stored(cred(username="", password="")).find({"host": "example.com"}, NOW)["username"] == ""
+    )
 
 
 def test_store_empty_host_is_kept():
@@ -200,11 +255,20 @@ def test_store_empty_host_is_kept():
     assert state.find({"protocol": "cert", "host": "", "path": "etc/cert.pem"}, NOW)
 
 
-@pytest.mark.parametrize("fields", [
-    {"protocol": None}, {"host": None}, {"username": None}, {"password": None},
-    {"ephemeral": "1"}, {"ephemeral": "true"},
-    {"password_expiry_utc": str(NOW - 1)}, {"password_expiry_utc": str(NOW)},
-], ids=str)
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"protocol": None},
+        {"host": None},
+        {"username": None},
+        {"password": None},
+        {"ephemeral": "1"},
+        {"ephemeral": "true"},
+        {"password_expiry_utc": str(NOW - 1)},
+        {"password_expiry_utc": str(NOW)},
+    ],
+    ids=str,
+)
 def test_store_refuses(fields):
     c = {k: v for k, v in cred(**fields).items() if v is not None}
     state = State()
@@ -229,13 +293,21 @@ def test_store_unknown_keys_not_kept():
 
 def test_store_for_the_active_login_renews_its_token_and_account():
     state = State(dict(LOGIN))
-    new = cred(host="rexec.pipeops.io", username="johndoe", password="rexec_" + "b" * 64,
-               oauth_refresh_token="r", password_expiry_utc="9999999999")
+    new = cred(
+        host="rexec.pipeops.io",
+        username="johndoe",
+        password="rexec_" + "b" * 64,
+        oauth_refresh_token="r",
+        password_expiry_utc="9999999999",
+    )
     assert state.store(new, NOW)
     assert state.config == dict(LOGIN, token="rexec_" + "b" * 64)
     [acc] = state.accounts
-    assert (acc.token, acc.refresh_token, acc.stored_expiry) == ("rexec_" + "b" * 64, "r",
-                                                                 9999999999)
+    assert (acc.token, acc.refresh_token, acc.stored_expiry) == (
+        "rexec_" + "b" * 64,
+        "r",
+        9999999999,
+    )
     assert state.credentials == []
     assert state.find({"host": "rexec.pipeops.io"}, NOW)["oauth_refresh_token"] == "r"
     state.config_changed = state.credentials_changed = False
@@ -253,16 +325,24 @@ def test_store_of_the_same_active_token_without_facts_changes_nothing():
 def test_store_for_the_active_slot_does_not_duplicate_jwt_exp():
     token = jwt(exp=NOW + 100)
     state = State(dict(LOGIN))
-    state.store(cred(host="rexec.pipeops.io", username="johndoe", password=token,
-                     password_expiry_utc=str(NOW + 100)), NOW)
+    state.store(
+        cred(
+            host="rexec.pipeops.io",
+            username="johndoe",
+            password=token,
+            password_expiry_utc=str(NOW + 100),
+        ),
+        NOW,
+    )
     assert state.config["token"] == token and state.accounts[0].stored_expiry is None
 
 
 def test_store_for_another_account_renews_that_account():
     jane = account("janedoe", token="rexec_" + "j" * 64)
     state = State(dict(LOGIN), {"accounts": [jane.to_json()]})
-    assert state.store(cred(host="rexec.pipeops.io", username="janedoe",
-                            password="rexec_" + "k" * 64), NOW)
+    assert state.store(
+        cred(host="rexec.pipeops.io", username="janedoe", password="rexec_" + "k" * 64), NOW
+    )
     assert [a.token for a in state.accounts] == ["rexec_" + "k" * 64]
     assert state.config["token"] == API and not state.config_changed
 
@@ -274,6 +354,7 @@ def test_store_preserves_unknown_top_level_keys():
 
 
 # -- git's erase --------------------------------------------------------------------------------
+
 
 def test_erase_by_host_removes_every_user():
     state = stored(cred(username="a"), cred(username="b"), cred(host="other.tld"))
@@ -305,8 +386,15 @@ def test_empty_pattern_erases_nothing(pattern):
 def test_erase_the_active_login_removes_its_token_keeps_the_rest():
     state = State(dict(LOGIN, future=1), {"credentials": [cred()]})
     state.log_in(account())  # it has an account too
-    assert state.erase({"protocol": "https", "host": "rexec.pipeops.io",
-                        "username": "johndoe", "password": API, "path": "org/repo.git"})
+    assert state.erase(
+        {
+            "protocol": "https",
+            "host": "rexec.pipeops.io",
+            "username": "johndoe",
+            "password": API,
+            "path": "org/repo.git",
+        }
+    )
     assert state.config_object() == {"host": HOST, "future": 1}
     assert state.active() is None and state.accounts == [] and state.credentials == [cred()]
 
@@ -318,6 +406,7 @@ def test_erase_path_pattern_is_exact_for_credentials():
 
 
 # -- logging in ---------------------------------------------------------------------------------
+
 
 def test_log_in_writes_the_five_fields_and_an_account():
     state = State({"theme": "dark"})
@@ -332,14 +421,24 @@ def test_log_in_keeps_the_login_it_replaces_as_an_account():
     jane = account("janedoe", token="rexec_" + "c" * 64, host="http://127.0.0.1:9000")
     state.log_in(jane)
     assert state.config["username"] == "janedoe"
-    assert [(a.username, a.token) for a in state.accounts] == [("janedoe", jane.token),
-                                                               ("johndoe", API)]
+    assert [(a.username, a.token) for a in state.accounts] == [
+        ("janedoe", jane.token),
+        ("johndoe", API),
+    ]
     assert state.find({"host": "rexec.pipeops.io"}, NOW)["password"] == API
 
 
 def test_log_in_as_the_same_user_replaces_and_drops_older_copies():
-    copies = [{"protocol": "https", "host": "rexec.pipeops.io", "username": "johndoe",
-               "password": "stale", **extra} for extra in ({}, {"path": "org/repo.git"})]
+    copies = [
+        {
+            "protocol": "https",
+            "host": "rexec.pipeops.io",
+            "username": "johndoe",
+            "password": "stale",
+            **extra,
+        }
+        for extra in ({}, {"path": "org/repo.git"})
+    ]
     other = cred(host="rexec.pipeops.io", username="janedoe")
     state = State(dict(LOGIN), {"credentials": copies + [other]})
     state.log_in(account(token="rexec_" + "d" * 64))
@@ -361,13 +460,19 @@ def test_the_rexec_token_the_rexec_cli_saved_is_not_kept_as_an_account():
 
 # -- switching and logging out ------------------------------------------------------------------
 
+
 def test_switch_writes_the_account_and_keeps_the_previous_one():
     jane = account("janedoe", token="rexec_" + "j" * 64, email="jane@example.com", tier="free")
     state = State(dict(LOGIN, theme="dark"), {"accounts": [jane.to_json()]})
     state.switch(jane, NOW)
-    assert state.config_object() == {"host": HOST, "token": jane.token, "username": "janedoe",
-                                     "email": "jane@example.com", "tier": "free",
-                                     "theme": "dark"}
+    assert state.config_object() == {
+        "host": HOST,
+        "token": jane.token,
+        "username": "janedoe",
+        "email": "jane@example.com",
+        "tier": "free",
+        "theme": "dark",
+    }
     assert sorted(a.username for a in state.accounts) == ["janedoe", "johndoe"]
 
 
@@ -376,11 +481,15 @@ def test_logins_and_select():
     there = account("johndoe", token="rexec_" + "t" * 64, host="https://staging.example.com")
     state = State(dict(LOGIN), {"accounts": [jane.to_json(), there.to_json()]})
     assert [(a.username, a.host, active) for a, active in state.logins()] == [
-        ("johndoe", HOST, True), ("janedoe", HOST, False),
-        ("johndoe", "https://staging.example.com", False)]
+        ("johndoe", HOST, True),
+        ("janedoe", HOST, False),
+        ("johndoe", "https://staging.example.com", False),
+    ]
     assert len(state.select(HOST, None)) == 2
-    assert [a.host for a, _ in state.select(None, "johndoe")] == [HOST,
-                                                                  "https://staging.example.com"]
+    assert [a.host for a, _ in state.select(None, "johndoe")] == [
+        HOST,
+        "https://staging.example.com",
+    ]
 
 
 def test_log_out_removes_the_token_from_both_files():
@@ -406,9 +515,15 @@ def test_log_out_everything():
 
 # -- the earlier one-file layout ----------------------------------------------------------------
 
+
 def test_the_earlier_layout_is_read_and_split():
-    earlier = dict(LOGIN, theme="dark", password_expiry_utc=9999999999, oauth_refresh_token="r",
-                   credentials=[cred(), cred(host="other.tld")])
+    earlier = dict(
+        LOGIN,
+        theme="dark",
+        password_expiry_utc=9999999999,
+        oauth_refresh_token="r",
+        credentials=[cred(), cred(host="other.tld")],
+    )
     state = State(earlier, {})
     assert state.config_object() == dict(LOGIN, theme="dark")
     assert state.credentials == [cred(), cred(host="other.tld")]

@@ -37,10 +37,26 @@ class Profile(BaseHTTPRequestHandler):
 def https_url(tmp_path):
     cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
     subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-         "-keyout", str(key), "-out", str(cert), "-subj", "/CN=127.0.0.1",
-         "-addext", "subjectAltName=IP:127.0.0.1"],
-        check=True, capture_output=True,
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+        ],
+        check=True,
+        capture_output=True,
     )
     server = ThreadingHTTPServer(("127.0.0.1", 0), Profile)
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
@@ -80,7 +96,13 @@ def test_a_host_without_a_scheme_is_https(standin):
     """--host 127.0.0.1:PORT means https://127.0.0.1:PORT: the plain-http stand-in is told so."""
     from conftest import run_bin
 
-    result = run_bin("rexec-login", "--token", "-", "--host", standin.url.split("//")[1],
-                     stdin=standin.mint_api_token("johndoe"))
+    result = run_bin(
+        "rexec-login",
+        "--token",
+        "-",
+        "--host",
+        standin.url.split("//")[1],
+        stdin=standin.mint_api_token("johndoe"),
+    )
     assert result.code == 3 and "did not answer with TLS" in result.err
     assert f"https://{standin.url.split('//')[1]}" in result.err

@@ -89,7 +89,7 @@ def raw_segment(text: str) -> str:
 @pytest.mark.parametrize("exp", ["1e999", "-1e999", "NaN"])
 def test_an_exp_that_is_no_time_is_no_expiry(exp):
     """JSON parsers read 1e999 as infinity and NaN as nan: neither is a time."""
-    payload = '{"exp": ' + exp + '}'
+    payload = '{"exp": ' + exp + "}"
     token = raw_segment('{"alg": "HS256"}') + "." + raw_segment(payload) + ".c2ln"
     assert tokens.kind(token) == "jwt"
     assert tokens.expiry(token) is None

@@ -46,22 +46,33 @@ def test_whoami_has_no_role_line_for_other_users_and_shows_jwt_expiry(standin, m
 def test_whoami_porcelain(standin, logged_in):
     result = call("whoami", ["--porcelain"])
     assert result.out.splitlines() == [
-        "username=johndoe", "email=johndoe@example.com", "tier=pro", "role=admin",
-        f"host={standin.url}", "token_source=config", "token_kind=api", "token_expires=",
+        "username=johndoe",
+        "email=johndoe@example.com",
+        "tier=pro",
+        "role=admin",
+        f"host={standin.url}",
+        "token_source=config",
+        "token_kind=api",
+        "token_expires=",
     ]
 
 
 def test_whoami_not_logged_in():
     result = call("whoami", [])
     assert (result.code, result.out, result.err) == (
-        1, "", "Not logged in. Run 'rexec-login' first.\n")
+        1,
+        "",
+        "Not logged in. Run 'rexec-login' first.\n",
+    )
 
 
 def test_whoami_rejected_token_gives_the_remedy(standin, logged_in):
     standin.revoke(logged_in)
     result = call("whoami", [])
     assert (result.code, result.err) == (
-        1, "Error: Invalid token: Invalid or expired token. Run 'rexec-login' to log in again.\n")
+        1,
+        "Error: Invalid token: Invalid or expired token. Run 'rexec-login' to log in again.\n",
+    )
 
 
 def test_whoami_rejected_env_token_says_it_came_from_rexec_token(standin, monkeypatch):
@@ -80,7 +91,10 @@ def test_whoami_not_logged_in_to_the_host_rexec_host_names(monkeypatch):
     monkeypatch.setenv("REXEC_HOST", "https://Staging.Example.com/")
     result = call("whoami", [])
     assert (result.code, result.out, result.err) == (
-        1, "", "Not logged in to https://staging.example.com. Run 'rexec-login' first.\n")
+        1,
+        "",
+        "Not logged in to https://staging.example.com. Run 'rexec-login' first.\n",
+    )
 
 
 def test_whoami_service_down_exits_3(standin, logged_in):
@@ -117,8 +131,10 @@ def test_whoami_on_corrupted_config_exits_4_with_remedy(config_path):
     config_path.chmod(0o600)
     result = call("whoami", [])
     assert result.code == 4
-    assert result.err == (f"configuration file {config_path} is corrupted; run 'rexec-logout' "
-                          "to remove it, then 'rexec-login'\n")
+    assert result.err == (
+        f"configuration file {config_path} is corrupted; run 'rexec-logout' "
+        "to remove it, then 'rexec-login'\n"
+    )
     assert config_path.read_text() == "]["
 
 
@@ -126,8 +142,10 @@ def test_logout_removes_the_file_and_is_idempotent(standin, logged_in, config_pa
     first = call("logout", [])
     assert first.code == 0
     assert first.out == f"✓ Logged out johndoe (johndoe@example.com) on {standin.url}\n"
-    assert first.err == (f"note: the API token of johndoe stays valid until you revoke it at "
-                         f"{standin.url}/settings (API Tokens)\n")
+    assert first.err == (
+        f"note: the API token of johndoe stays valid until you revoke it at "
+        f"{standin.url}/settings (API Tokens)\n"
+    )
     assert not config_path.exists()
     assert logged_in not in (config_path.parent / "credentials.json").read_text()
     second = call("logout", [])
@@ -148,8 +166,10 @@ def test_logout_mentions_a_remaining_rexec_token(monkeypatch):
     assert "rexec_aaaa" not in result.err
 
 
-@pytest.mark.parametrize("name", ["rexec-login", "rexec-logout", "rexec-whoami",
-                                  "rexec-credential", "git-credential-rexec"])
+@pytest.mark.parametrize(
+    "name",
+    ["rexec-login", "rexec-logout", "rexec-whoami", "rexec-credential", "git-credential-rexec"],
+)
 def test_every_executable_has_help_and_version(name):
     helped = run_bin(name, "--help")
     assert helped.code == 0 and "Usage:" in helped.out and helped.err == ""
@@ -165,13 +185,21 @@ def test_usage_errors_exit_2_with_one_line_and_no_argv_echo(name):
     assert "SECRET" not in result.err and "Traceback" not in result.err
 
 
-@pytest.mark.parametrize("argv, named", [
-    (["-x"], "-x"), (["--host=https://h", "--bogus"], "--bogus"), (["--Host", "x"], "--Host"),
-], ids=["short", "after-a-good-one", "case"])
+@pytest.mark.parametrize(
+    "argv, named",
+    [
+        (["-x"], "-x"),
+        (["--host=https://h", "--bogus"], "--bogus"),
+        (["--Host", "x"], "--Host"),
+    ],
+    ids=["short", "after-a-good-one", "case"],
+)
 def test_usage_error_names_the_unknown_option(argv, named):
     result = run_bin("rexec-whoami", *argv)
     assert (result.code, result.err) == (
-        2, f"rexec-whoami: unknown option {named}; see 'rexec-whoami --help'\n")
+        2,
+        f"rexec-whoami: unknown option {named}; see 'rexec-whoami --help'\n",
+    )
 
 
 def test_git_credential_rexec_help_names_itself():
@@ -201,9 +229,14 @@ def test_colour_only_on_a_terminal_without_no_color(standin, logged_in):
 
 
 def test_an_expiry_beyond_what_the_clock_can_show_is_shown_as_a_number(standin, logged_in):
-    stored = call("credential", ["store"], stdin=(
-        f"protocol=http\nhost={standin.url.split('//')[1]}\nusername=johndoe\n"
-        f"password={logged_in}\npassword_expiry_utc=999999999999999999\n").encode())
+    stored = call(
+        "credential",
+        ["store"],
+        stdin=(
+            f"protocol=http\nhost={standin.url.split('//')[1]}\nusername=johndoe\n"
+            f"password={logged_in}\npassword_expiry_utc=999999999999999999\n"
+        ).encode(),
+    )
     assert stored.code == 0
     result = call("whoami", [])
     assert result.code == 0, result

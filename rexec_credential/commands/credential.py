@@ -68,7 +68,8 @@ def quick_parse(argv: list[str]) -> Args | None:
 def run(args: Args, ctx: Context) -> int:
     """Answer one request; an unknown operation is ignored silently (gitcredentials(7))."""
     operation = args.get("<operation>") or next(
-        (op for op in OPERATIONS + SETUP if args.get(op)), "")
+        (op for op in OPERATIONS + SETUP if args.get(op)), ""
+    )
     if operation in SETUP:
         return _set_up_git(operation, args, ctx)
     action = _ACTIONS.get(operation)
@@ -85,7 +86,8 @@ def _get(request: Query, ctx: Context) -> None:
     state = ctx.storage.load()
     now = ctx.clock()
     record = precedence.env_answer(request, state, ctx.env, now) or state.find(
-        precedence.git_query(request, state, ctx.env), now)
+        precedence.git_query(request, state, ctx.env), now
+    )
     if record is None:
         return  # no match: no output, exit 0 (git's convention)
     answer = {k: v for k, v in record.items() if k in protocol.CREDENTIAL_KEYS and k != "path"}
@@ -115,14 +117,12 @@ def _set_up_git(operation: str, args: Args, ctx: Context) -> int:
     except StorageError:
         state = State()  # the host can still come from --host or REXEC_HOST
     url = precedence.effective_host(state, ctx.env, args.get("--host"))[0]
-    scope = "--system" if args.get("--system") else "--local" if args.get("--local") else \
-        "--global"
+    scope = "--system" if args.get("--system") else "--local" if args.get("--local") else "--global"
     git = gitsetup.GitConfig(scope, ctx.env)
     where = f"{scope[2:]} git config"
     if operation == "configure":
         if gitsetup.configure(git, url):
-            ctx.success(f"git now asks rexec-credential, and no other helper, for {url} "
-                        f"({where})")
+            ctx.success(f"git now asks rexec-credential, and no other helper, for {url} ({where})")
         else:
             ctx.success(f"git already asks rexec-credential for {url} ({where})")
     elif gitsetup.unconfigure(git, url):

@@ -78,8 +78,9 @@ def _token_argument(value: str, ctx: Context) -> str:
     try:
         return raw.decode("utf-8").strip()
     except UnicodeDecodeError:
-        raise AuthError("Invalid token: standard input is not UTF-8 text; "
-                        + tokens.VALID_FORMS) from None
+        raise AuthError(
+            "Invalid token: standard input is not UTF-8 text; " + tokens.VALID_FORMS
+        ) from None
 
 
 def establish(ctx: Context, host: str, token: str) -> Profile:
@@ -90,11 +91,19 @@ def establish(ctx: Context, host: str, token: str) -> Profile:
         profile = client.validate_api_token(token)
     else:
         profile = client.profile(token)
-    account = Account(host, profile["username"], token, profile.get("email") or "",
-                      profile.get("tier") or "", created_at=int(ctx.clock()))
+    account = Account(
+        host,
+        profile["username"],
+        token,
+        profile.get("email") or "",
+        profile.get("tier") or "",
+        created_at=int(ctx.clock()),
+    )
     if not ctx.storage.update(lambda state: state.log_in(account)):
-        ctx.warn("note: this token is the value of REXEC_TOKEN, which is never written to disk; "
-                 "not stored")
+        ctx.warn(
+            "note: this token is the value of REXEC_TOKEN, which is never written to disk; "
+            "not stored"
+        )
     return profile
 
 
@@ -107,13 +116,13 @@ def switch(args: Args, ctx: Context) -> int:
         ctx.success(f"Already using {target.describe()}")
         return 0
     if target.expired(now):
-        raise AuthError(f"the login of {target.describe()} has expired; "
-                        "run 'rexec-login' to log in again")
+        raise AuthError(
+            f"the login of {target.describe()} has expired; run 'rexec-login' to log in again"
+        )
     ctx.storage.update(lambda s: s.switch(target, now))
     ctx.success(f"Switched to {target.describe()}")
     if ctx.env.get("REXEC_TOKEN"):
-        ctx.warn("note: REXEC_TOKEN is set in this environment and is used before any "
-                 "stored login")
+        ctx.warn("note: REXEC_TOKEN is set in this environment and is used before any stored login")
     return 0
 
 
@@ -136,8 +145,7 @@ def _switch_target(state: State, args: Args, ctx: Context) -> Login:
     if not every:
         raise UsageError("no stored logins to switch to; run 'rexec-login' first")
     what = "more than one login matches" if found else "no stored login matches"
-    raise UsageError(f"{what}; choose one with --user (and --host):\n"
-                     + "\n".join(listing(every)))
+    raise UsageError(f"{what}; choose one with --user (and --host):\n" + "\n".join(listing(every)))
 
 
 def _who(profile: Profile) -> str:
@@ -233,8 +241,11 @@ class _BrowserOpening:
         self._ctx = ctx
         self._outcome: list[bool] = []
         self._reported = False
-        threading.Thread(target=lambda: self._outcome.append(ctx.open_browser(url)),
-                         name="rexec-login:browser", daemon=True).start()
+        threading.Thread(
+            target=lambda: self._outcome.append(ctx.open_browser(url)),
+            name="rexec-login:browser",
+            daemon=True,
+        ).start()
 
     def report_failure(self) -> None:
         """Say once that no browser could be opened, as soon as that is known."""
@@ -255,12 +266,19 @@ def _announce(ctx: Context, url: str, opening: bool) -> None:
     ctx.out()
     ctx.out("Waiting for login... (Press Ctrl+C to cancel)")
     if ctx.stdin_is_tty:
-        ctx.out("Browser on another machine? Paste the address it ends on (or the token) "
-                "here and press Enter; it is not shown.")
+        ctx.out(
+            "Browser on another machine? Paste the address it ends on (or the token) "
+            "here and press Enter; it is not shown."
+        )
 
 
-def _wait(ctx: Context, server: CallbackServer, attempt: _Attempt, deadline: float,
-          opening: _BrowserOpening | None) -> None:
+def _wait(
+    ctx: Context,
+    server: CallbackServer,
+    attempt: _Attempt,
+    deadline: float,
+    opening: _BrowserOpening | None,
+) -> None:
     """Until a token has been handled or the deadline passes: tick, and take pasted lines."""
     pasted = ctx.terminal.pasted()
     countdown = ctx.terminal.countdown()

@@ -67,8 +67,10 @@ def _choose(state: State, args: Args) -> list[Login]:
     host = hosts.normalise(args["--host"]) if args["--host"] else None
     found = state.select(host, args["--user"])
     if len(found) > 1:
-        raise UsageError("more than one login matches; choose one with --host and --user:\n"
-                         + "\n".join(listing(found)))
+        raise UsageError(
+            "more than one login matches; choose one with --host and --user:\n"
+            + "\n".join(listing(found))
+        )
     return found
 
 
@@ -87,8 +89,9 @@ def _end_sessions(ctx: Context, chosen: list[Account]) -> None:
 
     def end(account: Account) -> None:
         try:
-            ctx.api(account.host).revoke_session(account.token, account.session_id or "",
-                                                  SESSION_BUDGET)
+            ctx.api(account.host).revoke_session(
+                account.token, account.session_id or "", SESSION_BUDGET
+            )
             outcome[account.token] = None
         except RexecError as exc:
             outcome[account.token] = exc.message
@@ -101,16 +104,20 @@ def _end_sessions(ctx: Context, chosen: list[Account]) -> None:
     for account in jwt_logins:
         reason = outcome.get(account.token, "no answer in time")
         if reason is not None:
-            ctx.warn(f"warning: could not end the session of {account.describe()} on the "
-                     f"server ({reason}); it may still be live: end it at "
-                     f"{account.host}/settings")
+            ctx.warn(
+                f"warning: could not end the session of {account.describe()} on the "
+                f"server ({reason}); it may still be live: end it at "
+                f"{account.host}/settings"
+            )
 
 
 def _report(ctx: Context, args: Args, chosen: list[Login], before: State) -> None:
     if args["--all"]:
         count = len(chosen)
-        ctx.success(f"Logged out of {count} login{'s' if count != 1 else ''}; "
-                    "every stored credential removed")
+        ctx.success(
+            f"Logged out of {count} login{'s' if count != 1 else ''}; "
+            "every stored credential removed"
+        )
     elif not chosen:
         if args["--host"] or args["--user"]:
             ctx.warn("note: no stored login matches; nothing was logged out")
@@ -119,12 +126,17 @@ def _report(ctx: Context, args: Args, chosen: list[Login], before: State) -> Non
         account = chosen[0][0]
         remaining = len(before.logins()) - len(chosen)
         left = {0: "", 1: " (1 other login remains)"}.get(
-            remaining, f" ({remaining} other logins remain)")
+            remaining, f" ({remaining} other logins remain)"
+        )
         ctx.success(f"Logged out {account.describe()}{left}")
     for account, _ in chosen:
         if account.kind == "api":
-            ctx.warn(f"note: the API token of {account.username or account.host} stays valid "
-                     f"until you revoke it at {account.host}/settings (API Tokens)")
+            ctx.warn(
+                f"note: the API token of {account.username or account.host} stays valid "
+                f"until you revoke it at {account.host}/settings (API Tokens)"
+            )
         elif account.session_id and args["--local"]:
-            ctx.warn(f"note: --local: the session of {account.describe()} stays live on the "
-                     "server until the token expires")
+            ctx.warn(
+                f"note: --local: the session of {account.describe()} stays live on the "
+                "server until the token expires"
+            )

@@ -66,14 +66,14 @@ class _Login:
         self.state = VALID
         self.error: str | None = None
 
-    def check(self, ctx: Context, now: float, contain: bool = True,
-              offline: bool = False) -> None:
+    def check(self, ctx: Context, now: float, contain: bool = True, offline: bool = False) -> None:
         """Ask the server (not for a token already known to have expired); a refusal is
         recorded, and so is any other failure when `contain` (else it is raised)."""
         try:
             if self.account.expired(now):
-                raise TokenRejected(f"Invalid token: expired {_when(self.account.expires)}",
-                                    "token is expired")
+                raise TokenRejected(
+                    f"Invalid token: expired {_when(self.account.expires)}", "token is expired"
+                )
             if offline:
                 self.state = UNCHECKED
                 return
@@ -129,8 +129,10 @@ def _all(args: Args, ctx: Context) -> int:
     import threading
 
     state = ctx.storage.load()
-    logins = [_Login(account, "config" if active else "credentials", active)
-              for account, active in state.logins()]
+    logins = [
+        _Login(account, "config" if active else "credentials", active)
+        for account, active in state.logins()
+    ]
     env_token = ctx.env.get(precedence.ENV_TOKEN)
     if env_token:
         host = precedence.effective_host(state, ctx.env)[0]
@@ -139,8 +141,10 @@ def _all(args: Args, ctx: Context) -> int:
         raise AuthError(NOT_LOGGED_IN.format(where=""))
     now = ctx.clock()
     offline = bool(args.get("--offline"))
-    threads = [threading.Thread(target=login.check, args=(ctx, now, True, offline), daemon=True)
-               for login in logins]
+    threads = [
+        threading.Thread(target=login.check, args=(ctx, now, True, offline), daemon=True)
+        for login in logins
+    ]
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -189,8 +193,11 @@ def _porcelain(value: object) -> str:
 def _block(ctx: Context, login: _Login, single: bool) -> None:
     """The seed's block, with the token's source, kind and expiry (and, with --all, state)."""
     facts = login.facts()
-    marks = [m for m, on in (("active", login.active), ("REXEC_TOKEN", login.source == "env"))
-             if on and not single]
+    marks = [
+        m
+        for m, on in (("active", login.active), ("REXEC_TOKEN", login.source == "env"))
+        if on and not single
+    ]
     ctx.out(ctx.colour("User Profile", "1") + (f"  ({', '.join(marks)})" if marks else ""))
     ctx.out(RULE)
     ctx.out(f"  Username: {facts['username'] or '(unknown)'}")
@@ -206,8 +213,11 @@ def _block(ctx: Context, login: _Login, single: bool) -> None:
 
 
 def _source(login: _Login) -> str:
-    return {"env": "REXEC_TOKEN", "config": "the config file",
-            "credentials": "the stored accounts"}[login.source]
+    return {
+        "env": "REXEC_TOKEN",
+        "config": "the config file",
+        "credentials": "the stored accounts",
+    }[login.source]
 
 
 def with_remedy(exc: TokenRejected, source: str) -> str:
@@ -215,8 +225,10 @@ def with_remedy(exc: TokenRejected, source: str) -> str:
     if exc.reason == TokenRejected.SESSION_LOCKED:
         return f"{exc.message}. Unlock it in the Rexec web app, then try again."
     if source == "env":
-        return (f"{exc.message}. The token comes from REXEC_TOKEN: set a valid one, "
-                "or unset it and run 'rexec-login'.")
+        return (
+            f"{exc.message}. The token comes from REXEC_TOKEN: set a valid one, "
+            "or unset it and run 'rexec-login'."
+        )
     return f"{exc.message}. Run 'rexec-login' to log in again."
 
 

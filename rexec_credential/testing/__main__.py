@@ -32,10 +32,16 @@ def main(argv: Optional[List[str]] = None) -> int:
         epilog=users_epilog(),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--port", type=int, default=0,
-                        help="TCP port on 127.0.0.1 (default: 0, any free port)")
-    parser.add_argument("--jwt-lifetime", type=int, default=3600, metavar="SECONDS",
-                        help="lifetime of the JWTs it issues (default: 3600)")
+    parser.add_argument(
+        "--port", type=int, default=0, help="TCP port on 127.0.0.1 (default: 0, any free port)"
+    )
+    parser.add_argument(
+        "--jwt-lifetime",
+        type=int,
+        default=3600,
+        metavar="SECONDS",
+        help="lifetime of the JWTs it issues (default: 3600)",
+    )
     args = parser.parse_args(argv)
     if not 0 <= args.port <= 65535:
         parser.error("--port must be between 0 and 65535")

@@ -122,16 +122,35 @@ class Accounts:
         self._foreign_key = secrets.token_bytes(32)
         self._api_tokens: Dict[str, _ApiToken] = {}
         for demo in DEMO_USERS:
-            self.add_user(demo.username, demo.email, tier=demo.tier, is_admin=demo.is_admin,
-                          password=demo.password, name=demo.name)
+            self.add_user(
+                demo.username,
+                demo.email,
+                tier=demo.tier,
+                is_admin=demo.is_admin,
+                password=demo.password,
+                name=demo.name,
+            )
 
     # -- users -------------------------------------------------------------------------------
 
-    def add_user(self, username: str, email: str, tier: str = "free", is_admin: bool = False,
-                 password: str = "pw", name: Optional[str] = None) -> User:  # noqa: S107
+    def add_user(
+        self,
+        username: str,
+        email: str,
+        tier: str = "free",
+        is_admin: bool = False,
+        password: str = "pw",  # noqa: S107 (the stand-in's demo accounts)
+        name: Optional[str] = None,
+    ) -> User:
         """Create an account; raises ValueError if the username exists."""
-        user = User(username=username, email=email, name=name if name is not None else username,
-                    tier=tier, is_admin=is_admin, password=password)
+        user = User(
+            username=username,
+            email=email,
+            name=name if name is not None else username,
+            tier=tier,
+            is_admin=is_admin,
+            password=password,
+        )
         with self._lock:
             if username in self.users:
                 raise ValueError(f"user {username!r} already exists")
@@ -192,8 +211,9 @@ class Accounts:
 
     # -- JWTs --------------------------------------------------------------------------------
 
-    def new_claims(self, username: str, lifetime: Optional[float] = None,
-                   exp: Optional[float] = None) -> Claims:
+    def new_claims(
+        self, username: str, lifetime: Optional[float] = None, exp: Optional[float] = None
+    ) -> Claims:
         """The service's claims for a new JWT with a fresh sid (32 hex); exp overrides lifetime."""
         user = self.user(username)
         now = int(time.time())
@@ -235,8 +255,7 @@ class Accounts:
             return None, INVALID_OR_EXPIRED
         if header.get("alg") != "HS256":
             return None, INVALID_OR_EXPIRED
-        expected = hmac.new(self._key, f"{head}.{payload}".encode("ascii"),
-                            hashlib.sha256).digest()
+        expected = hmac.new(self._key, f"{head}.{payload}".encode("ascii"), hashlib.sha256).digest()
         if not hmac.compare_digest(expected, sig):
             return None, BAD_SIGNATURE
         exp = claims.get("exp")

@@ -68,8 +68,9 @@ class Api:
             return json_reply(200, profile, user=user.username)
         stats = {"containers": 0, "active_sessions": 0, "snippets": 0}
         limits = dict(LIMITS.get(user.tier, LIMITS["free"]))
-        return json_reply(200, {"user": profile, "stats": stats, "limits": limits},
-                          user=user.username)
+        return json_reply(
+            200, {"user": profile, "stats": stats, "limits": limits}, user=user.username
+        )
 
     def _validate(self, token: str) -> Reply:
         if not token.startswith(API_TOKEN_PREFIX):
@@ -77,14 +78,18 @@ class Api:
         user, err = self._accounts.check_api_token(token)
         if user is None:
             return error_reply(401, err or "invalid token")
-        return json_reply(200, {
-            "valid": True,
-            "user_id": user.id,
-            "username": user.username,
-            "email": user.email,
-            "tier": user.tier,
-            "scopes": ["read", "write"],
-        }, user=user.username)
+        return json_reply(
+            200,
+            {
+                "valid": True,
+                "user_id": user.id,
+                "username": user.username,
+                "email": user.email,
+                "tier": user.tier,
+                "scopes": ["read", "write"],
+            },
+            user=user.username,
+        )
 
     def _list_sessions(self, token: str) -> Reply:
         principal, refusal = self._principal(token)

@@ -69,9 +69,16 @@ class Auth:
         self._accounts = accounts
         self._sessions = sessions
 
-    def issue_jwt(self, username: str, lifetime: Optional[float] = None,
-                  exp: Optional[float] = None, *, ip_address: str, user_agent: str,
-                  foreign: bool = False) -> str:
+    def issue_jwt(
+        self,
+        username: str,
+        lifetime: Optional[float] = None,
+        exp: Optional[float] = None,
+        *,
+        ip_address: str,
+        user_agent: str,
+        foreign: bool = False,
+    ) -> str:
         """Open a session for the user and sign a JWT naming it (foreign: a rejected key)."""
         claims = self._accounts.new_claims(username, lifetime, exp)
         self._sessions.open(str(claims["sid"]), username, ip_address, user_agent)
@@ -95,8 +102,7 @@ class Auth:
         claims, err = self._accounts.verify_jwt(token)
         if claims is None:
             return None
-        refused = self._sessions.use(str(claims.get("sid")), request.client_ip,
-                                     request.user_agent)
+        refused = self._sessions.use(str(claims.get("sid")), request.client_ip, request.user_agent)
         if refused in GATE_STATUS:
             return error_reply(GATE_STATUS[refused], refused)
         return None

@@ -21,15 +21,20 @@ from .service import StandIn
 BIN = os.path.dirname(sys.executable)
 
 
-def run(argv: List[str], env: Dict[str, str], stdin: str = ""
-        ) -> subprocess.CompletedProcess[bytes]:
+def run(
+    argv: List[str], env: Dict[str, str], stdin: str = ""
+) -> subprocess.CompletedProcess[bytes]:
     """Run an installed executable."""
-    return subprocess.run([os.path.join(BIN, argv[0]), *argv[1:]], input=stdin.encode(),
-                          env=env, capture_output=True, timeout=120)
+    return subprocess.run(
+        [os.path.join(BIN, argv[0]), *argv[1:]],
+        input=stdin.encode(),
+        env=env,
+        capture_output=True,
+        timeout=120,
+    )
 
 
-def show(argv: List[str], env: Dict[str, str], stdin: str = "", shown: Optional[str] = None
-         ) -> int:
+def show(argv: List[str], env: Dict[str, str], stdin: str = "", shown: Optional[str] = None) -> int:
     """Print a command as a person would type it, run it, print what it printed."""
     print(f"$ {shown or shlex.join(argv)}", flush=True)
     proc = run(argv, env, stdin)
@@ -54,8 +59,13 @@ def main() -> int:
 
         print("# 1. CI-style login with an API token read from standard input")
         piped = f'printf %s "$API_TOKEN" | rexec-login --token - --host {service.url}'
-        step(0, ["rexec-login", "--token", "-", "--host", service.url], env,
-             service.mint_api_token("johndoe"), shown=piped)
+        step(
+            0,
+            ["rexec-login", "--token", "-", "--host", service.url],
+            env,
+            service.mint_api_token("johndoe"),
+            shown=piped,
+        )
         step(0, ["rexec-whoami"], env)
         step(0, ["rexec-whoami", "--porcelain"], env)
 
@@ -64,10 +74,19 @@ def main() -> int:
 
         print("# 3. a second account: browser login as janedoe (a scripted browser signs in)")
         browser = browser_command("janedoe", "correct-horse")
-        step(0, ["rexec-login", "--host", service.url, "--port", "0"], {**env, "BROWSER": browser},
-             shown=f"BROWSER=<scripted> rexec-login --host {service.url} --port 0")
-        jane_jwt = _password(run(["rexec-credential", "get"], env,
-                                 f"protocol=http\nhost={hostport}\nusername=janedoe\n"))
+        step(
+            0,
+            ["rexec-login", "--host", service.url, "--port", "0"],
+            {**env, "BROWSER": browser},
+            shown=f"BROWSER=<scripted> rexec-login --host {service.url} --port 0",
+        )
+        jane_jwt = _password(
+            run(
+                ["rexec-credential", "get"],
+                env,
+                f"protocol=http\nhost={hostport}\nusername=janedoe\n",
+            )
+        )
 
         print("# 4. every account at once, each checked with the service")
         step(0, ["rexec-whoami", "--all"], env)
@@ -79,15 +98,22 @@ def main() -> int:
         print("# 6. log janedoe out: her session ends on the server")
         step(0, ["rexec-logout", "--user", "janedoe"], env)
         print("# ...so the JWT a browser history may still hold is refused everywhere:")
-        step(1, ["rexec-whoami"], {**env, "REXEC_TOKEN": jane_jwt, "REXEC_HOST": service.url},
-             shown="REXEC_TOKEN=<janedoe's old JWT> rexec-whoami")
+        step(
+            1,
+            ["rexec-whoami"],
+            {**env, "REXEC_TOKEN": jane_jwt, "REXEC_HOST": service.url},
+            shown="REXEC_TOKEN=<janedoe's old JWT> rexec-whoami",
+        )
 
         print("# 7. log johndoe out (an API token: it stays valid until revoked in the web app)")
         step(0, ["rexec-logout"], env)
         step(1, ["rexec-whoami"], env)
         failed = [n for n, (expected, got) in enumerate(steps, 1) if expected != got]
-        print("demo finished: every step did what it should" if not failed else
-              f"demo FAILED at step(s) {failed}")
+        print(
+            "demo finished: every step did what it should"
+            if not failed
+            else f"demo FAILED at step(s) {failed}"
+        )
         return 1 if failed else 0
 
 

@@ -67,8 +67,9 @@ class FaultQueue:
         """The next n API requests are answered by closing the connection."""
         self._queue(_Pending(DROP, n))
 
-    def echo_token_next(self, n: int, status: int = 401,
-                        template: str = "invalid token {token}") -> None:
+    def echo_token_next(
+        self, n: int, status: int = 401, template: str = "invalid token {token}"
+    ) -> None:
         """The next n API requests answer `status` with an error text quoting their token."""
         if int(status) != 200 and not 400 <= int(status) <= 599:
             raise ValueError("status must be 200 or an HTTP error status (400-599)")
@@ -109,8 +110,9 @@ class FaultQueue:
                     self._faults.pop(0)
             return delay, fault
 
-    def intercept(self, authorization: Optional[str], wait: Callable[[float], object]
-                  ) -> Tuple[Optional[Reply], Optional[str]]:
+    def intercept(
+        self, authorization: Optional[str], wait: Callable[[float], object]
+    ) -> Tuple[Optional[Reply], Optional[str]]:
         """Apply the faults due for one request: (faulty reply or None, names for the log)."""
         # Names as the log shows them: "delay", "fail", "delay+drop", ...; `wait` sleeps a delay.
         delay, fault = self._take()

@@ -62,7 +62,7 @@ def not_allowed(allow: str) -> Reply:
 def html_page(status: int, title: str, body_html: str, user: Optional[str] = None) -> Reply:
     """An HTML page (never cached) around `body_html`."""
     doc = (
-        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         f"<title>{html.escape(title)}</title></head>\n<body>\n{body_html}\n</body></html>\n"
     )
     reply = Reply(status, doc.encode("utf-8"), "text/html; charset=utf-8", user=user)

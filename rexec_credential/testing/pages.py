@@ -15,8 +15,7 @@ from .messages import Reply, Request, error_reply, html_page, not_allowed
 
 GRANT_LIFETIME = 600.0
 _TITLE = "Rexec CLI login"
-_ALLOW = {"/settings": "GET, HEAD", "/cli-login": "GET, HEAD, POST",
-          "/cli-login/authorize": "POST"}
+_ALLOW = {"/settings": "GET, HEAD", "/cli-login": "GET, HEAD, POST", "/cli-login/authorize": "POST"}
 
 
 def _clean_callback(value: str) -> Optional[str]:
@@ -32,44 +31,53 @@ def _form(body: bytes) -> Dict[str, str]:
 
 
 def _settings_page() -> Reply:
-    return html_page(200, "Rexec settings", (
-        "<h1>Settings</h1>\n"
-        "<section id=\"api-tokens\">\n<h2>API Tokens</h2>\n"
-        "<p>Generate a new token for the CLI or CI. Tokens start with "
-        "<code>rexec_</code> and are shown only once.</p>\n"
-        "<button type=\"button\" id=\"generate-token\">Generate New Token</button>\n"
-        "</section>"
-    ))
+    return html_page(
+        200,
+        "Rexec settings",
+        (
+            "<h1>Settings</h1>\n"
+            '<section id="api-tokens">\n<h2>API Tokens</h2>\n'
+            "<p>Generate a new token for the CLI or CI. Tokens start with "
+            "<code>rexec_</code> and are shown only once.</p>\n"
+            '<button type="button" id="generate-token">Generate New Token</button>\n'
+            "</section>"
+        ),
+    )
 
 
 def _bad_callback() -> Reply:
-    return html_page(400, _TITLE, (
-        f"<h1>{_TITLE}</h1>\n"
-        "<p class=\"error\">Missing or invalid callback parameter.</p>"
-    ))
+    return html_page(
+        400,
+        _TITLE,
+        (f'<h1>{_TITLE}</h1>\n<p class="error">Missing or invalid callback parameter.</p>'),
+    )
 
 
 def _login_form(callback: str, error: str = "", username: str = "") -> Reply:
     cb = _clean_callback(callback)
     if cb is None:
         return _bad_callback()
-    alert = f"<p class=\"error\" role=\"alert\">{html.escape(error)}</p>\n" if error else ""
-    return html_page(401 if error else 200, _TITLE, (
-        f"<h1>{_TITLE}</h1>\n"
-        "<p>The Rexec command-line tool is asking for access to your account. "
-        "Enter your credentials.</p>\n"
-        f"{alert}"
-        "<form method=\"post\" action=\"/cli-login\">\n"
-        f"<input type=\"hidden\" name=\"callback\" value=\"{html.escape(cb)}\">\n"
-        "<label for=\"username\">Username</label>\n"
-        "<input type=\"text\" id=\"username\" name=\"username\" autocomplete=\"username\" "
-        f"value=\"{html.escape(username)}\">\n"
-        "<label for=\"password\">Password</label>\n"
-        "<input type=\"password\" id=\"password\" name=\"password\" "
-        "autocomplete=\"current-password\">\n"
-        "<button type=\"submit\" id=\"sign-in\">Sign in</button>\n"
-        "</form>"
-    ))
+    alert = f'<p class="error" role="alert">{html.escape(error)}</p>\n' if error else ""
+    return html_page(
+        401 if error else 200,
+        _TITLE,
+        (
+            f"<h1>{_TITLE}</h1>\n"
+            "<p>The Rexec command-line tool is asking for access to your account. "
+            "Enter your credentials.</p>\n"
+            f"{alert}"
+            '<form method="post" action="/cli-login">\n'
+            f'<input type="hidden" name="callback" value="{html.escape(cb)}">\n'
+            '<label for="username">Username</label>\n'
+            '<input type="text" id="username" name="username" autocomplete="username" '
+            f'value="{html.escape(username)}">\n'
+            '<label for="password">Password</label>\n'
+            '<input type="password" id="password" name="password" '
+            'autocomplete="current-password">\n'
+            '<button type="submit" id="sign-in">Sign in</button>\n'
+            "</form>"
+        ),
+    )
 
 
 class Pages:
@@ -114,31 +122,43 @@ class Pages:
                 del self._grants[key]
             self._grants[grant] = (user.username, cb, now + GRANT_LIFETIME)
         name = html.escape(user.username)
-        return html_page(200, _TITLE, (
-            f"<h1>{_TITLE}</h1>\n"
-            f"<p id=\"signed-in\">Signed in as {name}</p>\n"
-            "<p>The Rexec command-line tool will receive a token for this account at:</p>\n"
-            f"<p><code>{html.escape(cb)}</code></p>\n"
-            "<form method=\"post\" action=\"/cli-login/authorize\">\n"
-            f"<input type=\"hidden\" name=\"callback\" value=\"{html.escape(cb)}\">\n"
-            f"<input type=\"hidden\" name=\"grant\" value=\"{html.escape(grant)}\">\n"
-            "<button type=\"submit\" id=\"authorize\">Authorize CLI access</button>\n"
-            "</form>"
-        ), user=user.username)
+        return html_page(
+            200,
+            _TITLE,
+            (
+                f"<h1>{_TITLE}</h1>\n"
+                f'<p id="signed-in">Signed in as {name}</p>\n'
+                "<p>The Rexec command-line tool will receive a token for this account at:</p>\n"
+                f"<p><code>{html.escape(cb)}</code></p>\n"
+                '<form method="post" action="/cli-login/authorize">\n'
+                f'<input type="hidden" name="callback" value="{html.escape(cb)}">\n'
+                f'<input type="hidden" name="grant" value="{html.escape(grant)}">\n'
+                '<button type="submit" id="authorize">Authorize CLI access</button>\n'
+                "</form>"
+            ),
+            user=user.username,
+        )
 
     def _authorize(self, request: Request, form: Dict[str, str]) -> Reply:
         with self._lock:
             entry = self._grants.pop(form.get("grant", ""), None)
         if entry is None or entry[2] <= time.time() or entry[1] != form.get("callback"):
-            return html_page(400, _TITLE, (
-                f"<h1>{_TITLE}</h1>\n"
-                "<p class=\"error\">This sign-in has expired or was already used. "
-                "Start again from the command line.</p>"
-            ))
+            return html_page(
+                400,
+                _TITLE,
+                (
+                    f"<h1>{_TITLE}</h1>\n"
+                    '<p class="error">This sign-in has expired or was already used. '
+                    "Start again from the command line.</p>"
+                ),
+            )
         username, callback, _ = entry
-        token = self._auth.issue_jwt(username, ip_address=request.client_ip,
-                                     user_agent=request.user_agent,
-                                     foreign=self.cli_login_rejected)
+        token = self._auth.issue_jwt(
+            username,
+            ip_address=request.client_ip,
+            user_agent=request.user_agent,
+            foreign=self.cli_login_rejected,
+        )
         reply = Reply(302, b"", user=username)
         reply.headers.append(("Location", callback + "?token=" + token))
         reply.headers.append(("Cache-Control", "no-store"))

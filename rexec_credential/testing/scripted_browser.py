@@ -66,8 +66,9 @@ def _opener(follow: bool) -> urllib.request.OpenerDirector:
     return urllib.request.build_opener(*handlers)
 
 
-def visit(url: str, form: Optional[Dict[str, str]] = None,
-          follow: bool = True) -> Tuple[int, str, str]:
+def visit(
+    url: str, form: Optional[Dict[str, str]] = None, follow: bool = True
+) -> Tuple[int, str, str]:
     """GET (or POST a form to) url: (status, body, Location) whatever the status."""
     data = urlencode(form).encode() if form is not None else None
     request = urllib.request.Request(url, data=data)  # noqa: S310 (http on loopback)

@@ -87,23 +87,31 @@ class _Handler(BaseHTTPRequestHandler):
             if body is None:
                 reply = error_reply(413, "request body too large")
             else:
-                reply = svc._answer(Request(
-                    method=self.command, path=path, query=query, body=body,
-                    authorization=auth, user_agent=self.headers.get("User-Agent") or "",
-                    client_ip=str(self.client_address[0]),
-                ))
+                reply = svc._answer(
+                    Request(
+                        method=self.command,
+                        path=path,
+                        query=query,
+                        body=body,
+                        authorization=auth,
+                        user_agent=self.headers.get("User-Agent") or "",
+                        client_ip=str(self.client_address[0]),
+                    )
+                )
         except Exception:  # the stand-in must keep serving whatever happens
             reply = error_reply(500, "internal server error")
-        svc._record({
-            "method": self.command,
-            "path": path,
-            "status": None if reply.drop else reply.status,
-            "host_header": self.headers.get("Host"),
-            "auth": auth_kind(auth),
-            "user": reply.user,
-            "fault": reply.fault,
-            "time": started,
-        })
+        svc._record(
+            {
+                "method": self.command,
+                "path": path,
+                "status": None if reply.drop else reply.status,
+                "host_header": self.headers.get("Host"),
+                "auth": auth_kind(auth),
+                "user": reply.user,
+                "fault": reply.fault,
+                "time": started,
+            }
+        )
         self._send(reply)
 
     def _send(self, reply: Reply) -> None:
@@ -188,8 +196,10 @@ class StandIn:
         self._stopping.clear()
         self._server = server
         self._thread = threading.Thread(
-            target=self._serve, args=(server,),
-            name=f"rexec-standin:{server.server_port}", daemon=True,
+            target=self._serve,
+            args=(server,),
+            name=f"rexec-standin:{server.server_port}",
+            daemon=True,
         )
         self._thread.start()
         return self
@@ -246,21 +256,31 @@ class StandIn:
 
     # -- accounts, tokens and sessions -------------------------------------------------------
 
-    def add_user(self, username: str, email: str, tier: str = "free", is_admin: bool = False,
-                 password: str = "pw", name: Optional[str] = None) -> User:  # noqa: S107
+    def add_user(
+        self,
+        username: str,
+        email: str,
+        tier: str = "free",
+        is_admin: bool = False,
+        password: str = "pw",  # noqa: S107 (the stand-in's demo accounts)
+        name: Optional[str] = None,
+    ) -> User:
         """Create an account; raises ValueError if the username exists."""
-        return self.accounts.add_user(username, email, tier=tier, is_admin=is_admin,
-                                      password=password, name=name)
+        return self.accounts.add_user(
+            username, email, tier=tier, is_admin=is_admin, password=password, name=name
+        )
 
     def mint_api_token(self, username: str, expires_at: Optional[float] = None) -> str:
         """Issue an API token ("rexec_" + 64 hex); only its sha256 is kept."""
         return self.accounts.mint_api_token(username, expires_at)
 
-    def mint_jwt(self, username: str, lifetime: Optional[float] = None,
-                 exp: Optional[float] = None) -> str:
+    def mint_jwt(
+        self, username: str, lifetime: Optional[float] = None, exp: Optional[float] = None
+    ) -> str:
         """Issue an HS256 JWT with the service's claims and a session of its own."""
-        return self.auth.issue_jwt(username, lifetime, exp, ip_address=LOOPBACK,
-                                   user_agent=MINTED_USER_AGENT)
+        return self.auth.issue_jwt(
+            username, lifetime, exp, ip_address=LOOPBACK, user_agent=MINTED_USER_AGENT
+        )
 
     def revoke(self, token: str) -> None:
         """Revoke an API token, or the session of a JWT (it then answers session_revoked)."""
@@ -299,8 +319,9 @@ class StandIn:
         """The next n API requests sleep `seconds` before answering."""
         self.faults.delay_next(n, seconds)
 
-    def echo_token_next(self, n: int, status: int = 401,
-                        template: str = "invalid token {token}") -> None:
+    def echo_token_next(
+        self, n: int, status: int = 401, template: str = "invalid token {token}"
+    ) -> None:
         """Next n API requests: `status`, error text template.format(token=the token sent)."""
         # The body is {"error": text}, or {"valid": false, "error": text} when status is 200.
         self.faults.echo_token_next(n, status, template)

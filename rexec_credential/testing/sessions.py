@@ -53,8 +53,9 @@ class Sessions:
         """Record a new live session; it is not locked, even while the user's screen is."""
         now = iso_time()
         with self._lock:
-            self._sessions[session_id] = Session(session_id, username, now, now,
-                                                 ip_address, user_agent)
+            self._sessions[session_id] = Session(
+                session_id, username, now, now, ip_address, user_agent
+            )
 
     def owner(self, session_id: str) -> Optional[str]:
         """The username a session belongs to, or None if there is no such session."""
@@ -92,8 +93,9 @@ class Sessions:
     def listing(self, username: str, current: Optional[str] = None) -> List[Dict[str, Any]]:
         """The user's sessions, oldest first, as the API lists them."""
         with self._lock:
-            return [s.record(s.id == current) for s in self._sessions.values()
-                    if s.username == username]
+            return [
+                s.record(s.id == current) for s in self._sessions.values() if s.username == username
+            ]
 
     def lock_screen(self, username: str) -> None:
         """Lock the user's screen: the sessions existing now answer 423 until unlocked."""

@@ -39,8 +39,7 @@ SEEDED_TOKEN = "rexec_" + "5eed" * 16
 FOREIGN_KEY = {"x-other-tool": {"keep": True, "n": 7}}
 
 
-def credential_input(protocol: str, host: str, username: str, password: str | None = None
-                     ) -> bytes:
+def credential_input(protocol: str, host: str, username: str, password: str | None = None) -> bytes:
     lines = [f"protocol={protocol}", f"host={host}", f"username={username}"]
     if password is not None:
         lines.append(f"password={password}")
@@ -58,20 +57,35 @@ CONFIG_KEYS = {"host", "token", "username", "email", "tier", *FOREIGN_KEY}
 
 def seed(config_path, keep: list, doomed: list, layout: str) -> None:
     """~/.rexec before the jobs start: an active login elsewhere, kept and doomed records."""
-    active = {"host": SEEDED_HOST, "token": SEEDED_TOKEN, "username": "seeded",
-              "email": "seeded@example.com", "tier": "free"}
-    records = [dict(zip(("protocol", "host", "username", "password"), r))
-               for r in keep + doomed]
+    active = {
+        "host": SEEDED_HOST,
+        "token": SEEDED_TOKEN,
+        "username": "seeded",
+        "email": "seeded@example.com",
+        "tier": "free",
+    }
+    records = [dict(zip(("protocol", "host", "username", "password"), r)) for r in keep + doomed]
     config_path.parent.mkdir(mode=0o700)
     if layout == "earlier one file":
-        config = {**active, "credentials": records, "password_expiry_utc": SEEDED_EXPIRY,
-                  "oauth_refresh_token": SEEDED_REFRESH, **FOREIGN_KEY}
+        config = {
+            **active,
+            "credentials": records,
+            "password_expiry_utc": SEEDED_EXPIRY,
+            "oauth_refresh_token": SEEDED_REFRESH,
+            **FOREIGN_KEY,
+        }
     else:
         config = {**active, **FOREIGN_KEY}
-        account = {**active, "created_at": 1_700_000_000,
-                   "password_expiry_utc": SEEDED_EXPIRY, "oauth_refresh_token": SEEDED_REFRESH}
-        write_new(config_path.parent / "credentials.json",
-                  {"version": 1, **FOREIGN_KEY, "accounts": [account], "credentials": records})
+        account = {
+            **active,
+            "created_at": 1_700_000_000,
+            "password_expiry_utc": SEEDED_EXPIRY,
+            "oauth_refresh_token": SEEDED_REFRESH,
+        }
+        write_new(
+            config_path.parent / "credentials.json",
+            {"version": 1, **FOREIGN_KEY, "accounts": [account], "credentials": records},
+        )
     write_new(config_path, config)
 
 
@@ -117,9 +131,15 @@ def launch_all(jobs: list, iodir, env: dict, umask: int = 0) -> list:
     try:
         for n, (_, argv, _, _) in enumerate(jobs):
             with open(iodir / f"{n}.out", "wb") as out, open(iodir / f"{n}.err", "wb") as err:
-                procs.append(subprocess.Popen([str(BIN_DIR / argv[0]), *argv[1:]],
-                                              stdin=subprocess.PIPE, stdout=out, stderr=err,
-                                              env=env))
+                procs.append(
+                    subprocess.Popen(
+                        [str(BIN_DIR / argv[0]), *argv[1:]],
+                        stdin=subprocess.PIPE,
+                        stdout=out,
+                        stderr=err,
+                        env=env,
+                    )
+                )
     finally:
         os.umask(old_umask)
     for proc, (_, _, data, _) in zip(procs, jobs):
@@ -147,8 +167,9 @@ def wait_all(procs: list, budget: float) -> list:
 
 
 @pytest.mark.parametrize("layout", ["two files", "earlier one file"])
-def test_parallel_processes_on_one_home_lose_no_credential(standin, config_path, tmp_path,
-                                                           record_property, layout):
+def test_parallel_processes_on_one_home_lose_no_credential(
+    standin, config_path, tmp_path, record_property, layout
+):
     """Figure: 200 processes (--full; 60 in CI) started at once on one HOME under umask 000 —
     80/24 store, 40/12 erase, 40/12 get, 40/12 login — end with 0 lost credentials, 0 erased
     ones back, 0 lost logins (each an account, the replaced seeded login too), 0 torn files,
@@ -173,8 +194,12 @@ def test_parallel_processes_on_one_home_lose_no_credential(standin, config_path,
             problems.append(f"{' '.join(argv)} printed {out!r}")
         elif kind == "get":
             answer = dict(line.split("=", 1) for line in out.splitlines())
-            if as_tuple(answer) != expect or set(answer) != {"protocol", "host", "username",
-                                                             "password"}:
+            if as_tuple(answer) != expect or set(answer) != {
+                "protocol",
+                "host",
+                "username",
+                "password",
+            }:
                 problems.append(f"get {expect[1]} answered {out!r}")
         elif kind == "login" and out != f"✓ Logged in as {expect} ({expect}@example.com)\n":
             problems.append(f"login {expect} printed {out!r}")
@@ -189,7 +214,10 @@ def test_parallel_processes_on_one_home_lose_no_credential(standin, config_path,
     assert config["token"] in logins, "the active login is none of the logged-in tokens"
     active_user = logins[config["token"]]
     assert (config["username"], config["email"], config["tier"]) == (
-        active_user, f"{active_user}@example.com", "pro")
+        active_user,
+        f"{active_user}@example.com",
+        "pro",
+    )
     assert stored["version"] == 1
     if layout == "two files":
         assert stored["x-other-tool"] == FOREIGN_KEY["x-other-tool"]
@@ -209,8 +237,9 @@ def test_parallel_processes_on_one_home_lose_no_credential(standin, config_path,
     pairs = [(a["host"], a["username"], a["token"]) for a in found]
     missing = expected_logins - set(pairs)
     assert not missing, f"{len(missing)} logins lost: {sorted(missing)[:5]}"
-    assert set(pairs) == expected_logins and len(pairs) == len(expected_logins), \
+    assert set(pairs) == expected_logins and len(pairs) == len(expected_logins), (
         "unexpected or duplicated accounts"
+    )
     for account in found:
         if account["token"] == SEEDED_TOKEN:
             assert (account["email"], account["tier"]) == ("seeded@example.com", "free")
@@ -236,16 +265,18 @@ def test_parallel_processes_on_one_home_lose_no_credential(standin, config_path,
     assert {e["user"] for e in standin.log} == set(logins.values())
 
     counts = {k: sum(1 for j in jobs if j[0] == k) for k in ("store", "erase", "get", "login")}
-    summary = (f"concurrency ({layout}): {len(jobs)} processes at once ({counts}) in "
-               f"{elapsed:.1f} s: {len(kept)} credentials and {len(found)} accounts, 0 lost, "
-               "0 resurrected, 0 torn, 0 tracebacks")
+    summary = (
+        f"concurrency ({layout}): {len(jobs)} processes at once ({counts}) in "
+        f"{elapsed:.1f} s: {len(kept)} credentials and {len(found)} accounts, 0 lost, "
+        "0 resurrected, 0 torn, 0 tracebacks"
+    )
     record_property("figures", summary)
     print(summary)
 
 
-def test_parallel_writers_under_a_umask_that_masks_owner_write_keep_every_mode(standin,
-                                                                                config_path,
-                                                                                tmp_path):
+def test_parallel_writers_under_a_umask_that_masks_owner_write_keep_every_mode(
+    standin, config_path, tmp_path
+):
     """Figure: 20 stores and 4 logins at once under umask 0277 all succeed and leave both
     files and the lock 0600 and the directory 0700 (run as root the failed reopen cannot
     show, so the lock's mode does)."""
@@ -257,8 +288,9 @@ def test_parallel_writers_under_a_umask_that_masks_owner_write_keep_every_mode(s
         standin.add_user(user, f"{user}@example.com", tier="pro")
         token = standin.mint_api_token(user)
         logins[token] = user
-        jobs.append(("login", ["rexec-login", "--token", "-", "--host", standin.url],
-                     token.encode(), user))
+        jobs.append(
+            ("login", ["rexec-login", "--token", "-", "--host", standin.url], token.encode(), user)
+        )
     iodir = tmp_path / "io"
     iodir.mkdir()
     procs = launch_all(jobs, iodir, dict(os.environ, PYTHONDONTWRITEBYTECODE="1"), 0o277)

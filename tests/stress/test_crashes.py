@@ -64,8 +64,11 @@ class Stamp:
         self.since = int(time.time()) - 1
 
     def __eq__(self, other: object) -> bool:
-        return (isinstance(other, int) and not isinstance(other, bool)
-                and self.since <= other <= int(time.time()) + 1)
+        return (
+            isinstance(other, int)
+            and not isinstance(other, bool)
+            and self.since <= other <= int(time.time()) + 1
+        )
 
     def __repr__(self) -> str:
         return f"<created_at since {self.since}>"
@@ -89,28 +92,39 @@ class Home:
             try:
                 found.append(json.loads(raw))
             except ValueError:
-                raise AssertionError(f"{where}: torn {path.name} ({len(raw)} bytes): "
-                                     f"{raw[:80]!r}") from None
+                raise AssertionError(
+                    f"{where}: torn {path.name} ({len(raw)} bytes): {raw[:80]!r}"
+                ) from None
         config, stored = found
         # config.json never names a login that credentials.json does not hold.
-        assert any((a["host"], a["token"]) == (config["host"], config["token"])
-                   for a in stored["accounts"]), f"{where}: the active login is no account"
+        assert any(
+            (a["host"], a["token"]) == (config["host"], config["token"]) for a in stored["accounts"]
+        ), f"{where}: the active login is no account"
         return config, stored
 
     def leftovers(self) -> list:
-        return sorted(n for n in os.listdir(self.directory)
-                      if n.startswith((CONFIG_TMP, CREDENTIALS_TMP)))
+        return sorted(
+            n for n in os.listdir(self.directory) if n.startswith((CONFIG_TMP, CREDENTIALS_TMP))
+        )
 
 
 def seed(home: Home, standin) -> tuple:
-    active = {"host": standin.url, "token": SEEDED_TOKEN, "username": "seeded",
-              "email": "seeded@example.com", "tier": "free"}
+    active = {
+        "host": standin.url,
+        "token": SEEDED_TOKEN,
+        "username": "seeded",
+        "email": "seeded@example.com",
+        "tier": "free",
+    }
     config = {**active, **FOREIGN}
     stored = {
-        "version": 1, **FOREIGN,
+        "version": 1,
+        **FOREIGN,
         "accounts": [{**active, "created_at": 1_700_000_000}],
-        "credentials": [record("https", f"seed{i}.example.com", f"su{i}", f"{i:04d}" * 16)
-                        for i in range(SEEDED_RECORDS)],
+        "credentials": [
+            record("https", f"seed{i}.example.com", f"su{i}", f"{i:04d}" * 16)
+            for i in range(SEEDED_RECORDS)
+        ],
     }
     home.directory.mkdir(mode=0o700)
     for path, data in ((home.config, config), (home.credentials, stored)):
@@ -153,8 +167,9 @@ def store_writer(old: tuple, n: int) -> Writer:
     rec = record("https", f"round{n}.example.com", f"ru{n}", f"rp{n}-" + "s" * 40)
     config, stored = copy.deepcopy(old)
     stored["credentials"] = [rec] + stored["credentials"]
-    return Writer("store", ["rexec-credential", "store"], credential_input(rec),
-                  (config, stored), "stdin")
+    return Writer(
+        "store", ["rexec-credential", "store"], credential_input(rec), (config, stored), "stdin"
+    )
 
 
 def erase_writer(old: tuple, rng: random.Random) -> Writer:
@@ -162,8 +177,9 @@ def erase_writer(old: tuple, rng: random.Random) -> Writer:
     victim = rng.choice(victims)
     config, stored = copy.deepcopy(old)
     stored["credentials"] = [r for r in stored["credentials"] if r != victim]
-    return Writer("erase", ["rexec-credential", "erase"], credential_input(victim),
-                  (config, stored), "stdin")
+    return Writer(
+        "erase", ["rexec-credential", "erase"], credential_input(victim), (config, stored), "stdin"
+    )
 
 
 def login_writer(old: tuple, n: int, standin) -> Writer:
@@ -171,13 +187,23 @@ def login_writer(old: tuple, n: int, standin) -> Writer:
     standin.add_user(user, f"{user}@example.com", tier="pro")
     token = standin.mint_api_token(user)
     config, stored = copy.deepcopy(old)
-    fields = {"host": standin.url, "token": token, "username": user,
-              "email": f"{user}@example.com", "tier": "pro"}
+    fields = {
+        "host": standin.url,
+        "token": token,
+        "username": user,
+        "email": f"{user}@example.com",
+        "tier": "pro",
+    }
     config.update(fields)
     # The login becomes an account; the one it replaces already is one (checked by read()).
     stored["accounts"] = [{**fields, "created_at": Stamp()}] + stored["accounts"]
-    return Writer("login", ["rexec-login", "--token", "-", "--host", standin.url],
-                  token.encode(), (config, stored), "service")
+    return Writer(
+        "login",
+        ["rexec-login", "--token", "-", "--host", standin.url],
+        token.encode(),
+        (config, stored),
+        "service",
+    )
 
 
 def renew(old: tuple, n: int) -> tuple:
@@ -187,8 +213,11 @@ def renew(old: tuple, n: int) -> tuple:
     token = "rexec_" + f"{n:04x}" * 16
     protocol, hostport = config["host"].split("://")
     request = record(protocol, hostport, config["username"], token)
-    account = next(a for a in stored["accounts"]
-                   if (a["host"], a["token"]) == (config["host"], config["token"]))
+    account = next(
+        a
+        for a in stored["accounts"]
+        if (a["host"], a["token"]) == (config["host"], config["token"])
+    )
     account["token"] = config["token"] = token
     return credential_input(request), (config, stored)
 
@@ -196,9 +225,12 @@ def renew(old: tuple, n: int) -> tuple:
 def kill_during(writer: Writer, delay: float, standin) -> int:
     """Run the writer, SIGKILL it `delay` seconds after its gate; its exit status."""
     answered = len(standin.requests_to("/api/tokens/validate"))
-    proc = subprocess.Popen([str(BIN_DIR / writer.argv[0]), *writer.argv[1:]],
-                            stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [str(BIN_DIR / writer.argv[0]), *writer.argv[1:]],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     try:
         if writer.gate == "stdin":
             wait_until(lambda: blocked_on_stdin(proc.pid) or proc.poll() is not None)
@@ -207,8 +239,12 @@ def kill_during(writer: Writer, delay: float, standin) -> int:
         else:
             proc.stdin.write(writer.data)
             proc.stdin.close()
-            wait_until(lambda: len(standin.requests_to("/api/tokens/validate")) > answered
-                       or proc.poll() is not None)
+            wait_until(
+                lambda: (
+                    len(standin.requests_to("/api/tokens/validate")) > answered
+                    or proc.poll() is not None
+                )
+            )
         time.sleep(delay)
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=10)
@@ -236,8 +272,9 @@ def next_store(home: Home, current: tuple, n: int, where: str) -> tuple:
     return found
 
 
-def test_sigkill_mid_write_leaves_old_or_new_file_and_no_stale_lock(standin, config_path,
-                                                                     record_property):
+def test_sigkill_mid_write_leaves_old_or_new_file_and_no_stale_lock(
+    standin, config_path, record_property
+):
     """Figure: 200 SIGKILLs (--full; 40 in CI) at random moments of store/erase/login writes:
     0 torn files (each file each time exactly the old or the new version, config.json never
     ahead of credentials.json), 0 wrong modes, 0 stale locks (the next store always succeeds
@@ -268,8 +305,7 @@ def test_sigkill_mid_write_leaves_old_or_new_file_and_no_stale_lock(standin, con
         tmp = home.leftovers()
         (old_config, old_stored), (new_config, new_stored) = current, writer.new
         assert config in (old_config, new_config), f"{where}: config.json neither old nor new"
-        assert stored in (old_stored, new_stored), f"{where}: credentials.json neither " \
-                                                   "old nor new"
+        assert stored in (old_stored, new_stored), f"{where}: credentials.json neither old nor new"
         if op != "login":
             assert home.config.read_bytes() == config_before, f"{where}: config.json touched"
         if code == 0:
@@ -284,19 +320,22 @@ def test_sigkill_mid_write_leaves_old_or_new_file_and_no_stale_lock(standin, con
             assert found == current, f"{where}: config.json written before credentials.json"
             outcomes["old+tmp" if tmp else "old"] += 1
         for prefix in (CONFIG_TMP, CREDENTIALS_TMP):
-            assert len([t for t in tmp if t.startswith(prefix)]) <= 1, \
+            assert len([t for t in tmp if t.startswith(prefix)]) <= 1, (
                 f"{where}: temporary files accumulate: {tmp}"
+            )
 
         current = next_store(home, found, n, where)
 
     assert stat.S_IMODE((config_path.parent / "config.json.lock").stat().st_mode) == 0o600
     elapsed = time.monotonic() - started
-    summary = (f"crashes: {ROUNDS} SIGKILLs ({kinds['store']} store, {kinds['erase']} erase, "
-               f"{kinds['login']} login) in {elapsed:.1f} s — killed before the first rename "
-               f"{outcomes['old']}, mid-write with a temporary file {outcomes['old+tmp']}, "
-               f"between a login's two renames {outcomes['between']}, after the last rename "
-               f"{outcomes['new']}, finished first {outcomes['finished']}; "
-               "0 torn, 0 wrong modes, 0 stale locks, 0 temporary files left")
+    summary = (
+        f"crashes: {ROUNDS} SIGKILLs ({kinds['store']} store, {kinds['erase']} erase, "
+        f"{kinds['login']} login) in {elapsed:.1f} s — killed before the first rename "
+        f"{outcomes['old']}, mid-write with a temporary file {outcomes['old+tmp']}, "
+        f"between a login's two renames {outcomes['between']}, after the last rename "
+        f"{outcomes['new']}, finished first {outcomes['finished']}; "
+        "0 torn, 0 wrong modes, 0 stale locks, 0 temporary files left"
+    )
     record_property("figures", summary)
     print(summary)
     killed = outcomes["old"] + outcomes["old+tmp"] + outcomes["between"] + outcomes["new"]
@@ -313,9 +352,12 @@ def kill_when_temp_file_appears(writer: Writer, home: Home, prefix: str) -> str 
     The window between creating the temporary file and renaming it lasts a few ms (write
     and fsync); polling the directory catches it nearly always.
     """
-    proc = subprocess.Popen([str(BIN_DIR / writer.argv[0]), *writer.argv[1:]],
-                            stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [str(BIN_DIR / writer.argv[0]), *writer.argv[1:]],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     proc.stdin.write(writer.data)
     proc.stdin.close()
     own = f"{prefix}{proc.pid}"  # not a leftover of an earlier writer
@@ -329,8 +371,9 @@ def kill_when_temp_file_appears(writer: Writer, home: Home, prefix: str) -> str 
     return None
 
 
-def test_sigkill_while_the_temporary_file_exists_never_tears_the_config(standin, config_path,
-                                                                          record_property):
+def test_sigkill_while_the_temporary_file_exists_never_tears_the_config(
+    standin, config_path, record_property
+):
     """Figure: 51 SIGKILLs (--full; 12 in CI) aimed at the instant a writer's temporary file
     exists — a store's credentials.json one, a login's credentials.json one and a login's
     config.json one in turn (at least half are caught there; the summary says how many):
@@ -343,8 +386,7 @@ def test_sigkill_while_the_temporary_file_exists_never_tears_the_config(standin,
     caught = {aim: 0 for aim in aims}
     for n in range(SIGHTED_ROUNDS):
         op, prefix = aims[n % len(aims)]
-        writer = store_writer(current, n) if op == "store" else login_writer(current, n,
-                                                                               standin)
+        writer = store_writer(current, n) if op == "store" else login_writer(current, n, standin)
         name = kill_when_temp_file_appears(writer, home, prefix)
         where = f"round {n} ({op}, aimed at {prefix}<pid>)"
         config, stored = found = home.read(where)
@@ -355,15 +397,18 @@ def test_sigkill_while_the_temporary_file_exists_never_tears_the_config(standin,
             if prefix == CREDENTIALS_TMP:
                 assert found == current, f"{where}: killed before its first rename, files changed"
             else:
-                assert (config, stored) == (current[0], writer.new[1]), \
+                assert (config, stored) == (current[0], writer.new[1]), (
                     f"{where}: killed between the renames, not in between"
+                )
             assert stat.S_IMODE((home.directory / name).stat().st_mode) == 0o600
         current = next_store(home, found, n, where)
     total = sum(caught.values())
-    summary = (f"crashes: {total} of {SIGHTED_ROUNDS} SIGKILLs caught a writer with its "
-               f"temporary file open (store at credentials.json {caught[aims[0]]}, login at "
-               f"credentials.json {caught[aims[1]]}, login at config.json {caught[aims[2]]}): "
-               "0 torn, 0 temporary files left after the next write")
+    summary = (
+        f"crashes: {total} of {SIGHTED_ROUNDS} SIGKILLs caught a writer with its "
+        f"temporary file open (store at credentials.json {caught[aims[0]]}, login at "
+        f"credentials.json {caught[aims[1]]}, login at config.json {caught[aims[2]]}): "
+        "0 torn, 0 temporary files left after the next write"
+    )
     record_property("figures", summary)
     print(summary)
     assert total >= SIGHTED_ROUNDS // 2, summary
@@ -371,16 +416,20 @@ def test_sigkill_while_the_temporary_file_exists_never_tears_the_config(standin,
 
 
 def run_with_file_size_limit(limit: int, argv: list, data: bytes) -> subprocess.CompletedProcess:
-    with_limit = ("import os, resource, sys; "
-                  "resource.setrlimit(resource.RLIMIT_FSIZE, (int(sys.argv[1]),) * 2); "
-                  "os.execv(sys.argv[2], sys.argv[2:])")
-    return subprocess.run([sys.executable, "-c", with_limit, str(limit),
-                           str(BIN_DIR / argv[0]), *argv[1:]],
-                          input=data, capture_output=True, timeout=30)
+    with_limit = (
+        "import os, resource, sys; "
+        "resource.setrlimit(resource.RLIMIT_FSIZE, (int(sys.argv[1]),) * 2); "
+        "os.execv(sys.argv[2], sys.argv[2:])"
+    )
+    return subprocess.run(
+        [sys.executable, "-c", with_limit, str(limit), str(BIN_DIR / argv[0]), *argv[1:]],
+        input=data,
+        capture_output=True,
+        timeout=30,
+    )
 
 
-def test_a_write_that_runs_out_of_space_keeps_the_old_file_and_no_temp_file(config_path,
-                                                                             standin):
+def test_a_write_that_runs_out_of_space_keeps_the_old_file_and_no_temp_file(config_path, standin):
     """Figure: a store whose credentials.json write hits the file-size limit (EFBIG, as a
     full disk's ENOSPC) exits 4 with one line, leaves both files byte for byte and no
     temporary file."""
@@ -388,8 +437,9 @@ def test_a_write_that_runs_out_of_space_keeps_the_old_file_and_no_temp_file(conf
     seed(home, standin)
     before = (home.config.read_bytes(), home.credentials.read_bytes())
     new = record("https", "full.example.com", "fu", "fp-secret")
-    proc = run_with_file_size_limit(len(before[1]) // 2, ["rexec-credential", "store"],
-                                    credential_input(new))
+    proc = run_with_file_size_limit(
+        len(before[1]) // 2, ["rexec-credential", "store"], credential_input(new)
+    )
     err = proc.stderr.decode()
     assert proc.returncode == 4 and err.count("\n") == 1 and "cannot write" in err, err
     assert str(home.credentials) in err
@@ -411,8 +461,9 @@ def test_a_login_whose_config_write_runs_out_of_space_keeps_config_json(config_p
         path.write_text(json.dumps(data, indent=2))
     before = home.config.read_bytes()
     token = standin.mint_api_token("johndoe")
-    proc = run_with_file_size_limit(100_000, ["rexec-login", "--token", "-", "--host",
-                                              standin.url], token.encode())
+    proc = run_with_file_size_limit(
+        100_000, ["rexec-login", "--token", "-", "--host", standin.url], token.encode()
+    )
     err = proc.stderr.decode()
     assert proc.returncode == 4 and err.count("\n") == 1 and "cannot write" in err, err
     assert str(home.config) in err and "Traceback" not in err
@@ -423,8 +474,9 @@ def test_a_login_whose_config_write_runs_out_of_space_keeps_config_json(config_p
     assert not home.leftovers()
 
 
-@pytest.mark.parametrize("prefix", [CREDENTIALS_TMP, CONFIG_TMP],
-                         ids=["at credentials.json", "at config.json"])
+@pytest.mark.parametrize(
+    "prefix", [CREDENTIALS_TMP, CONFIG_TMP], ids=["at credentials.json", "at config.json"]
+)
 def test_logout_after_a_killed_login_leaves_no_token_on_disk(standin, config_path, prefix):
     """Figure: after a login killed with its token half-written to a temporary file,
     rexec-logout leaves 0 files holding its token — but credentials.json when the login
@@ -444,8 +496,11 @@ def test_logout_after_a_killed_login_leaves_no_token_on_disk(standin, config_pat
         pytest.skip("no login could be caught with its token half-written")
 
     def holding() -> list:
-        return sorted(p.name for p in home.directory.iterdir()
-                      if p.is_file() and token.encode() in p.read_bytes())
+        return sorted(
+            p.name
+            for p in home.directory.iterdir()
+            if p.is_file() and token.encode() in p.read_bytes()
+        )
 
     assert name in holding()
     result = run_bin("rexec-logout")
@@ -455,15 +510,13 @@ def test_logout_after_a_killed_login_leaves_no_token_on_disk(standin, config_pat
         assert holding() == [], f"after rexec-logout the token is still on disk in {holding()}"
     else:
         assert holding() == ["credentials.json"]
-        assert token in [a["token"] for a in json.loads(home.credentials.read_bytes())
-                         ["accounts"]]
+        assert token in [a["token"] for a in json.loads(home.credentials.read_bytes())["accounts"]]
         result = run_bin("rexec-logout", "--all")
         assert result.code == 0, result
         assert holding() == [], f"after rexec-logout --all the token is on disk in {holding()}"
 
 
-def test_a_split_of_the_earlier_layout_killed_between_its_renames_duplicates_nothing(
-        config_path):
+def test_a_split_of_the_earlier_layout_killed_between_its_renames_duplicates_nothing(config_path):
     """The first write to an earlier one-file config.json (credentials in its `credentials`
     list) splits it: credentials.json is written with those credentials, then config.json
     without them. Killed between the two renames, the credentials are in both files; the
@@ -471,18 +524,28 @@ def test_a_split_of_the_earlier_layout_killed_between_its_renames_duplicates_not
     stores), not once per file."""
     home = Home(config_path)
     home.directory.mkdir(mode=0o700)
-    seeded = [record("https", f"seed{i}.example.com", f"su{i}", f"{i:04d}" * 16)
-              for i in range(SEEDED_RECORDS)]
-    earlier = {"host": "https://rexec.pipeops.io", "token": SEEDED_TOKEN, "username": "seeded",
-               "email": "seeded@example.com", "tier": "free", "credentials": seeded, **FOREIGN}
+    seeded = [
+        record("https", f"seed{i}.example.com", f"su{i}", f"{i:04d}" * 16)
+        for i in range(SEEDED_RECORDS)
+    ]
+    earlier = {
+        "host": "https://rexec.pipeops.io",
+        "token": SEEDED_TOKEN,
+        "username": "seeded",
+        "email": "seeded@example.com",
+        "tier": "free",
+        "credentials": seeded,
+        **FOREIGN,
+    }
     for attempt in range(30):
         home.config.write_text(json.dumps(earlier, indent=2))
         home.config.chmod(0o600)
         if home.credentials.exists():
             home.credentials.unlink()
         first = record("https", "first.example.com", "fu", f"fp{attempt}")
-        writer = Writer("store", ["rexec-credential", "store"], credential_input(first),
-                        (), "stdin")
+        writer = Writer(
+            "store", ["rexec-credential", "store"], credential_input(first), (), "stdin"
+        )
         if kill_when_temp_file_appears(writer, home, CONFIG_TMP) is not None:
             break
     else:

@@ -42,8 +42,9 @@ from rexec_credential.store import State
 from . import rounds
 
 CASES = rounds(full=10_000, ci=1_500)
-SETTINGS = settings(max_examples=CASES, deadline=None, database=None,
-                    suppress_health_check=list(HealthCheck))
+SETTINGS = settings(
+    max_examples=CASES, deadline=None, database=None, suppress_health_check=list(HealthCheck)
+)
 NOW = 1_700_000_000
 
 
@@ -59,52 +60,119 @@ def no_settle():
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=30),
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=12), inner,
-                                                                 max_size=4),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=12), inner, max_size=4)
+    ),
     max_leaves=6,
 )
 # Finite claims: a JWT whose exp is infinite or NaN is pinned by its own case below.
 claims = st.dictionaries(
     st.sampled_from(["exp", "sid", "username", "iat"]),
-    st.integers(-2**70, 2**70) | st.floats(allow_nan=False, allow_infinity=False)
-    | st.text(max_size=12) | st.none(),
+    st.integers(-(2**70), 2**70)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=12)
+    | st.none(),
     max_size=4,
 )
 jwts = claims.map(lambda c: jwt(**c))
-texts = st.sampled_from([
-    "https://rexec.pipeops.io", "http://127.0.0.1:8080", "https://h", "h", "not a url",
-    "ftp://x", "https://", "http://[::1]:80/", "rexec_" + "a" * 64, "rexec_" + "b" * 31, "",
-    "4102444800", "1000", "0", "-5", "99999999999999999999", "u", "p", "https", "example.com",
-])
+texts = st.sampled_from(
+    [
+        "https://rexec.pipeops.io",
+        "http://127.0.0.1:8080",
+        "https://h",
+        "h",
+        "not a url",
+        "ftp://x",
+        "https://",
+        "http://[::1]:80/",
+        "rexec_" + "a" * 64,
+        "rexec_" + "b" * 31,
+        "",
+        "4102444800",
+        "1000",
+        "0",
+        "-5",
+        "99999999999999999999",
+        "u",
+        "p",
+        "https",
+        "example.com",
+    ]
+)
 anything = json_values | texts | jwts | st.text(max_size=20)
 
-config_keys = st.sampled_from(["host", "token", "username", "email", "tier", "credentials",
-                               "password_expiry_utc", "oauth_refresh_token", "other"])
-record_keys = st.sampled_from(list(records.MATCH_KEYS) + [
-    "password", "password_expiry_utc", "oauth_refresh_token", "ephemeral", "x"])
-account_keys = st.sampled_from(["host", "username", "email", "tier", "token", "created_at",
-                                "session_id", "password_expiry_utc", "oauth_refresh_token",
-                                "x"])
+config_keys = st.sampled_from(
+    [
+        "host",
+        "token",
+        "username",
+        "email",
+        "tier",
+        "credentials",
+        "password_expiry_utc",
+        "oauth_refresh_token",
+        "other",
+    ]
+)
+record_keys = st.sampled_from(
+    list(records.MATCH_KEYS)
+    + ["password", "password_expiry_utc", "oauth_refresh_token", "ephemeral", "x"]
+)
+account_keys = st.sampled_from(
+    [
+        "host",
+        "username",
+        "email",
+        "tier",
+        "token",
+        "created_at",
+        "session_id",
+        "password_expiry_utc",
+        "oauth_refresh_token",
+        "x",
+    ]
+)
 credential_objects = st.dictionaries(record_keys, anything, max_size=8)
 account_objects = st.dictionaries(account_keys, anything, max_size=9)
 configs = st.dictionaries(
-    config_keys, anything | st.lists(credential_objects | anything, max_size=4), max_size=8)
+    config_keys, anything | st.lists(credential_objects | anything, max_size=4), max_size=8
+)
 stored_objects = st.dictionaries(
     st.sampled_from(["version", "accounts", "credentials", "other"]),
     anything | st.lists(account_objects | credential_objects | anything, max_size=4),
     max_size=4,
 )
-queries = st.dictionaries(st.sampled_from(list(records.MATCH_KEYS) + ["password"]),
-                          st.text(max_size=20) | texts, max_size=5)
+queries = st.dictionaries(
+    st.sampled_from(list(records.MATCH_KEYS) + ["password"]),
+    st.text(max_size=20) | texts,
+    max_size=5,
+)
 # What a file may hold: nothing, garbage, JSON that is no object, or an object.
 ABSENT = None
-odd_bytes = st.sampled_from([b"", b"  \n", b"\n\t", b"[]", b"null", b'"x"', b"1", b"{",
-                             b'{"host": "ht', b"\xff\xfe{}", b"{}"])
+odd_bytes = st.sampled_from(
+    [
+        b"",
+        b"  \n",
+        b"\n\t",
+        b"[]",
+        b"null",
+        b'"x"',
+        b"1",
+        b"{",
+        b'{"host": "ht',
+        b"\xff\xfe{}",
+        b"{}",
+    ]
+)
 
 
 def contents(objects):
-    return st.none() | odd_bytes | st.binary(max_size=200) | objects.map(
-        lambda obj: json.dumps(obj).encode())
+    return (
+        st.none()
+        | odd_bytes
+        | st.binary(max_size=200)
+        | objects.map(lambda obj: json.dumps(obj).encode())
+    )
 
 
 # -- reading the bytes, as the documentation states it ---------------------------------------
@@ -122,8 +190,13 @@ def corrupted(raw: bytes | None) -> bool:
 
 def earlier_layout(raw: bytes) -> bool:
     """A config.json object with the earlier layout's keys (split on the next write)."""
-    return not corrupted(raw) and bool(raw.strip()) and bool(
-        {"credentials", "password_expiry_utc", "oauth_refresh_token"} & set(json.loads(raw)))
+    return (
+        not corrupted(raw)
+        and bool(raw.strip())
+        and bool(
+            {"credentials", "password_expiry_utc", "oauth_refresh_token"} & set(json.loads(raw))
+        )
+    )
 
 
 def plant(directory: str, name: str, raw: bytes | None) -> None:
@@ -156,8 +229,10 @@ def test_token_classifier_never_raises_anything_but_auth_error(text):
     except RexecError as exc:
         assert exc.exit_code == 1
         # Always one fixed line: the input is never echoed back.
-        assert exc.message in ("Invalid token: empty; " + tokens.VALID_FORMS,
-                               "Invalid token: malformed; " + tokens.VALID_FORMS)
+        assert exc.message in (
+            "Invalid token: empty; " + tokens.VALID_FORMS,
+            "Invalid token: malformed; " + tokens.VALID_FORMS,
+        )
     else:
         assert found in ("api", "jwt")
         tokens.expiry(text)
@@ -176,8 +251,7 @@ def scratch():
 
 @SETTINGS
 @given(config=contents(configs), stored=contents(stored_objects))
-def test_loading_both_files_reports_the_corrupted_ones_and_never_writes(scratch, config,
-                                                                         stored):
+def test_loading_both_files_reports_the_corrupted_ones_and_never_writes(scratch, config, stored):
     """Whatever the two files hold: load() gives a State, or StorageError (exit 4, "is
     corrupted", naming a corrupted file) exactly when one is corrupted; load_lenient()
     names exactly the corrupted ones; neither writes, creates or moves a file."""
@@ -185,8 +259,11 @@ def test_loading_both_files_reports_the_corrupted_ones_and_never_writes(scratch,
     plant(scratch, "credentials.json", stored)
     before = snapshot(scratch)
     box = storage.Storage(scratch, lambda line: None)
-    bad = [path for path, raw in ((box.config.path, config), (box.credentials.path, stored))
-           if corrupted(raw)]
+    bad = [
+        path
+        for path, raw in ((box.config.path, config), (box.credentials.path, stored))
+        if corrupted(raw)
+    ]
     event(f"corrupted files: {len(bad)}")
     try:
         state = box.load()
@@ -239,12 +316,18 @@ def test_any_objects_in_both_files_give_answers_not_crashes(config, stored, quer
     state.store(dict(FRESH), NOW)
     answer = state.find({k: FRESH[k] for k in ("protocol", "host", "username")}, NOW)
     assert answer is not None and answer["password"] == FRESH["password"]
-    lost = [entry for entry in before if entry not in state.credentials
-            and not (isinstance(entry, dict) and records.same_slot(entry, FRESH))]
+    lost = [
+        entry
+        for entry in before
+        if entry not in state.credentials
+        and not (isinstance(entry, dict) and records.same_slot(entry, FRESH))
+    ]
     assert not lost, lost
 
-    written = (json.loads(json.dumps(state.config_object())),
-               json.loads(json.dumps(state.stored_object())))
+    written = (
+        json.loads(json.dumps(state.config_object())),
+        json.loads(json.dumps(state.stored_object())),
+    )
     again = State(*written)
     assert again.find({"protocol": "https", "host": "fresh.example"}, NOW) == answer
     assert again.stored_object()["version"] == 1
@@ -253,8 +336,14 @@ def test_any_objects_in_both_files_give_answers_not_crashes(config, stored, quer
     state.erase(query)
     json.dumps([state.config_object(), state.stored_object()])
 
-    account = Account("https://rexec.pipeops.io", "me", "rexec_" + "c" * 64, "me@example.com",
-                      "pro", created_at=NOW)
+    account = Account(
+        "https://rexec.pipeops.io",
+        "me",
+        "rexec_" + "c" * 64,
+        "me@example.com",
+        "pro",
+        created_at=NOW,
+    )
     assert state.log_in(account)
     assert state.active().token == account.token and state.logins()[0][0].token == account.token
     stored_after = state.stored_object()
@@ -280,10 +369,15 @@ def check_protocol_output(out: str) -> None:
 
 
 @SETTINGS
-@given(config=contents(configs), stored=contents(stored_objects),
-       operation=st.sampled_from(["get", "store", "erase"]), query=queries)
-def test_credential_commands_on_any_files_exit_as_documented(home, config, stored, operation,
-                                                             query):
+@given(
+    config=contents(configs),
+    stored=contents(stored_objects),
+    operation=st.sampled_from(["get", "store", "erase"]),
+    query=queries,
+)
+def test_credential_commands_on_any_files_exit_as_documented(
+    home, config, stored, operation, query
+):
     """`rexec-credential get|store|erase` with either file absent, empty, garbage, not an
     object or any object: get exits 0, or 4 exactly when a file is corrupted (one line,
     nothing on stdout); store and erase exit 0 with at most the one line that names where a
@@ -310,9 +404,11 @@ def test_credential_commands_on_any_files_exit_as_documented(home, config, store
         else:
             assert result.err == "", result
             check_protocol_output(result.out)
-        assert snapshot(directory) == {k: v for k, v in (("config.json", config),
-                                                          ("credentials.json", stored))
-                                       if v is not None}
+        assert snapshot(directory) == {
+            k: v
+            for k, v in (("config.json", config), ("credentials.json", stored))
+            if v is not None
+        }
         return
     assert result.code == 0 and result.out == "", result
     assert result.err.count("\n") <= 1, result
@@ -327,8 +423,9 @@ def test_credential_commands_on_any_files_exit_as_documented(home, config, store
         dropped = {"credentials", "password_expiry_utc", "oauth_refresh_token"}
         if operation == "erase":
             dropped |= {"token", "username", "email", "tier"}
-        assert {k: v for k, v in before.items() if k not in dropped} == \
-            {k: v for k, v in now.items() if k not in dropped}
+        assert {k: v for k, v in before.items() if k not in dropped} == {
+            k: v for k, v in now.items() if k not in dropped
+        }
     for name in ("config.json", "credentials.json"):
         if name in after and after[name] != (config if name == "config.json" else stored):
             assert isinstance(json.loads(after[name]), dict), name
@@ -341,8 +438,7 @@ def test_credential_commands_on_any_files_exit_as_documented(home, config, store
 # -- hostile contents that crash the commands (explicit cases) ----------------------------------
 
 
-@pytest.mark.parametrize("name, shape", [("config.json", "array"),
-                                         ("credentials.json", "object")])
+@pytest.mark.parametrize("name, shape", [("config.json", "array"), ("credentials.json", "object")])
 def test_json_nested_too_deeply_is_corrupted_not_a_crash(home, name, shape):
     """A file of 100,000 nested arrays or objects (200 kB) is not a JSON object the
     commands can use: get reports it as corrupted (exit 4, one line); a store, which must
@@ -351,8 +447,9 @@ def test_json_nested_too_deeply_is_corrupted_not_a_crash(home, name, shape):
     directory = home / ".rexec"
     directory.mkdir(mode=0o700)
     depth = 100_000
-    raw = ("[" * depth + "]" * depth if shape == "array"
-           else '{"a":' * depth + "1" + "}" * depth).encode()
+    raw = (
+        "[" * depth + "]" * depth if shape == "array" else '{"a":' * depth + "1" + "}" * depth
+    ).encode()
     plant(str(directory), name, raw)
     get = run_bin("rexec-credential", "get", stdin=QUERY)
     assert "Traceback" not in get.err, get.err[-300:]
@@ -375,11 +472,14 @@ def test_json_nested_too_deeply_is_corrupted_not_a_crash(home, name, shape):
 def test_a_stored_jwt_whose_exp_is_not_a_finite_number_is_answered_not_a_crash(home, exp):
     """git may store any password; one shaped like a JWT whose `exp` claim is Infinity or
     NaN (JSON as Python reads it) is answered by get like any other (exit 0, no stderr)."""
-    header, payload = segment_raw('{"alg": "HS256"}'), segment_raw('{"exp": ' + exp + '}')
+    header, payload = segment_raw('{"alg": "HS256"}'), segment_raw('{"exp": ' + exp + "}")
     token = f"{header}.{payload}.c2ln"
     assert tokens.kind(token) == "jwt", token
-    stored = run_bin("rexec-credential", "store",
-                     stdin=f"protocol=https\nhost=odd.example\nusername=u\npassword={token}\n")
+    stored = run_bin(
+        "rexec-credential",
+        "store",
+        stdin=f"protocol=https\nhost=odd.example\nusername=u\npassword={token}\n",
+    )
     assert (stored.code, stored.err) == (0, ""), stored
     got = run_bin("rexec-credential", "get", stdin="protocol=https\nhost=odd.example\n")
     assert "Traceback" not in got.err, got.err[-300:]
@@ -398,12 +498,14 @@ def test_a_stored_expiry_beyond_the_clock_does_not_crash_whoami(standin, config_
     999999999999999999, which git's timestamp type holds) for the active login must not
     crash rexec-whoami, which shows the expiry (exit 0, no traceback)."""
     token = standin.mint_api_token("johndoe")
-    assert run_bin("rexec-login", "--token", "-", "--host", standin.url,
-                   stdin=token).code == 0
+    assert run_bin("rexec-login", "--token", "-", "--host", standin.url, stdin=token).code == 0
     protocol_name, host = standin.url.split("://")
-    stored = run_bin("rexec-credential", "store",
-                     stdin=f"protocol={protocol_name}\nhost={host}\nusername=johndoe\n"
-                           f"password={token}\npassword_expiry_utc=999999999999999999\n")
+    stored = run_bin(
+        "rexec-credential",
+        "store",
+        stdin=f"protocol={protocol_name}\nhost={host}\nusername=johndoe\n"
+        f"password={token}\npassword_expiry_utc=999999999999999999\n",
+    )
     assert (stored.code, stored.err) == (0, ""), stored
     result = run_bin("rexec-whoami")
     assert "Traceback" not in result.err, result.err[-400:]

@@ -95,8 +95,9 @@ def attack(port: int, kind: tuple) -> tuple:
     return name, outcome, refused, resets, time.monotonic() - started
 
 
-def request(method: str, target: str, host: str | None, extra: bytes = b"",
-            version: str = " HTTP/1.1") -> bytes:
+def request(
+    method: str, target: str, host: str | None, extra: bytes = b"", version: str = " HTTP/1.1"
+) -> bytes:
     lines = f"{method} {target}{version}\r\n".encode()
     if host is not None:
         lines += f"Host: {host}\r\n".encode()
@@ -108,42 +109,82 @@ def attacks(port: int, path: str, evil: str) -> list:
     me = f"127.0.0.1:{port}"
     genuine = f"{path}?token={evil}"
     nonce = path.rsplit("/", 1)[1]
-    wrong = [f"/callback/{secrets.token_urlsafe(32)}?token={evil}", f"/callback?token={evil}",
-             f"/callback/?token={evil}", f"/?token={evil}", f"{path}/?token={evil}",
-             f"{path.upper()}?token={evil}", f"{path[:-1]}?token={evil}",
-             f"{path}%00?token={evil}", f"/callback/{nonce[:-1]}%{ord(nonce[-1]):02X}?token={evil}",
-             f"/callback/x/../{nonce}?token={evil}", f"http://{me}{genuine}",
-             f"/favicon.ico?token={evil}", "*"]
+    wrong = [
+        f"/callback/{secrets.token_urlsafe(32)}?token={evil}",
+        f"/callback?token={evil}",
+        f"/callback/?token={evil}",
+        f"/?token={evil}",
+        f"{path}/?token={evil}",
+        f"{path.upper()}?token={evil}",
+        f"{path[:-1]}?token={evil}",
+        f"{path}%00?token={evil}",
+        f"/callback/{nonce[:-1]}%{ord(nonce[-1]):02X}?token={evil}",
+        f"/callback/x/../{nonce}?token={evil}",
+        f"http://{me}{genuine}",
+        f"/favicon.ico?token={evil}",
+        "*",
+    ]
     found = [("wrong or missing nonce", request("GET", t, me), {"404"}) for t in wrong]
-    hosts = ["evil.example", "127.0.0.1", f"localhost:{port + 1}", f"127.0.0.1:{port}.evil.example",
-             f"127.0.0.2:{port}", f"[::1]:{port}", f"0.0.0.0:{port}", f"evil.example:{port}", ""]
+    hosts = [
+        "evil.example",
+        "127.0.0.1",
+        f"localhost:{port + 1}",
+        f"127.0.0.1:{port}.evil.example",
+        f"127.0.0.2:{port}",
+        f"[::1]:{port}",
+        f"0.0.0.0:{port}",
+        f"evil.example:{port}",
+        "",
+    ]
     found += [("foreign Host", request("GET", genuine, h), {"421"}) for h in hosts]
     found += [
         ("no Host", request("GET", genuine, None, version=" HTTP/1.0"), {"421"}),
         ("HTTP/0.9 without Host", f"GET {genuine}\r\n".encode(), {"0.9 Misdirected request"}),
         ("two Host headers", request("GET", genuine, me, f"Host: {me}\r\n".encode()), {"421"}),
-        ("two Host headers, one foreign",
-         request("GET", genuine, me, b"Host: evil.example\r\n"), {"421"}),
-        ("absolute URL of another host", request("GET", f"http://evil.example{genuine}", me),
-         {"404"}),
+        (
+            "two Host headers, one foreign",
+            request("GET", genuine, me, b"Host: evil.example\r\n"),
+            {"421"},
+        ),
+        (
+            "absolute URL of another host",
+            request("GET", f"http://evil.example{genuine}", me),
+            {"404"},
+        ),
     ]
-    found += [(f"method {m}", request(m, genuine, me, b"Content-Length: 0\r\n"), {"405"})
-              for m in ("POST", "PUT", "DELETE", "PATCH", "OPTIONS", "HEAD")]
-    found += [(f"method {m}", request(m, genuine, me), {"501"}) for m in ("TRACE", "CONNECT",
-                                                                        "FOO")]
+    found += [
+        (f"method {m}", request(m, genuine, me, b"Content-Length: 0\r\n"), {"405"})
+        for m in ("POST", "PUT", "DELETE", "PATCH", "OPTIONS", "HEAD")
+    ]
+    found += [
+        (f"method {m}", request(m, genuine, me), {"501"}) for m in ("TRACE", "CONNECT", "FOO")
+    ]
     huge = {"431", "0.9 Request too large", "reset", "closed"}
     found += [
-        ("headers over 64 KiB", request("GET", genuine, me, b"X-Pad: " + b"a" * 70000 + b"\r\n"),
-         huge),
-        ("many headers over 64 KiB",
-         request("GET", genuine, me, b"".join(b"X-%d: %s\r\n" % (i, b"b" * 900)
-                                             for i in range(80))), huge),
+        (
+            "headers over 64 KiB",
+            request("GET", genuine, me, b"X-Pad: " + b"a" * 70000 + b"\r\n"),
+            huge,
+        ),
+        (
+            "many headers over 64 KiB",
+            request(
+                "GET", genuine, me, b"".join(b"X-%d: %s\r\n" % (i, b"b" * 900) for i in range(80))
+            ),
+            huge,
+        ),
         ("request line over 64 KiB", request("GET", genuine + "&pad=" + "c" * 70000, me), huge),
-        ("garbage", bytes(random.Random(port).randbytes(300)) + b"\r\n\r\n",
-         {"0.9 Error response", "400", "closed", "reset"}),
+        (
+            "garbage",
+            bytes(random.Random(port).randbytes(300)) + b"\r\n\r\n",
+            {"0.9 Error response", "400", "closed", "reset"},
+        ),
         ("empty request line", b"\r\n\r\n", {"closed", "400"}),
-        ("bad version", request("GET", genuine, me, version=" HTTP/9.9"),
-         {"0.9 Error response", "505"}),
+        (
+            "bad version",
+            request("GET", genuine, me, version=" HTTP/9.9"),
+            {"0.9 Error response", "505"},
+        ),
         ("nothing at all", b"", {"closed"}),
     ]
     return found
@@ -209,8 +250,13 @@ class SlowClients:
         self.stop = threading.Event()
         self.threads: list = []
 
-    PARTIALS = [b"GET /callback/", b"GET ", b"G", b"GET /callback/x HTTP/1.1\r\nHost: 127.0",
-                b"GET /callback/x HTTP/1.1\r\nHost: 127.0.0.1\r\nX-A: "]
+    PARTIALS = [
+        b"GET /callback/",
+        b"GET ",
+        b"G",
+        b"GET /callback/x HTTP/1.1\r\nHost: 127.0",
+        b"GET /callback/x HTTP/1.1\r\nHost: 127.0.0.1\r\nX-A: ",
+    ]
 
     def _connect(self, i: int) -> socket.socket:
         sock = socket.create_connection(("127.0.0.1", self.port), timeout=10)
@@ -264,16 +310,26 @@ class SlowClients:
             sock.close()
 
 
-def test_callback_completes_the_genuine_login_under_a_burst_of_bad_requests(
-        standin, config_path):
+def test_callback_completes_the_genuine_login_under_a_burst_of_bad_requests(standin, config_path):
     """2,000 bad requests (--full; 300 in CI) of 43 kinds, plus 50 slow-loris and 8
     drip-feeding connections held open, at a real rexec-login's callback: every one is
     refused and none ends the wait or reaches the service; the genuine redirect from the
     stand-in's /cli-login flow is answered within 3 s and logs johndoe in."""
     proc = subprocess.Popen(
-        [str(BIN_DIR / "rexec-login"), "--port", "0", "--no-browser", "--timeout", "60",
-         "--host", standin.url],
-        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [
+            str(BIN_DIR / "rexec-login"),
+            "--port",
+            "0",
+            "--no-browser",
+            "--timeout",
+            "60",
+            "--host",
+            standin.url,
+        ],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
         env=dict(os.environ),
     )
     lines: queue.Queue = queue.Queue()
@@ -311,7 +367,7 @@ def test_callback_completes_the_genuine_login_under_a_burst_of_bad_requests(
         assert location.startswith(callback_url + "?token=")
         started = time.monotonic()
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-        conn.request("GET", location[len(f"http://127.0.0.1:{port}"):])
+        conn.request("GET", location[len(f"http://127.0.0.1:{port}") :])
         response = conn.getresponse()
         body = response.read().decode()
         conn.close()
@@ -335,11 +391,13 @@ def test_callback_completes_the_genuine_login_under_a_burst_of_bad_requests(
     assert len(standin.requests_to("/api/profile")) == 1  # only the genuine token
     tried = len(burst) + slow.opened + DRIP_FEEDERS
     resets = sum(o[3] for o in outcomes)
-    print(f"\ncallback: {tried} attacks tried ({len(burst)} bad requests of {len(kinds)} kinds "
-          f"in {burst_seconds:.1f} s, slowest {max(o[4] for o in outcomes):.2f} s, {resets} "
-          f"connections reset by the full backlog and retried; {slow.opened} slow-loris "
-          f"connections ({SLOW_LORIS} at a time), {DRIP_FEEDERS} drip-feeders; {held} held "
-          f"open while the genuine redirect was answered in {genuine_seconds * 1000:.0f} ms)")
+    print(
+        f"\ncallback: {tried} attacks tried ({len(burst)} bad requests of {len(kinds)} kinds "
+        f"in {burst_seconds:.1f} s, slowest {max(o[4] for o in outcomes):.2f} s, {resets} "
+        f"connections reset by the full backlog and retried; {slow.opened} slow-loris "
+        f"connections ({SLOW_LORIS} at a time), {DRIP_FEEDERS} drip-feeders; {held} held "
+        f"open while the genuine redirect was answered in {genuine_seconds * 1000:.0f} ms)"
+    )
     assert held >= 0.9 * (SLOW_LORIS + DRIP_FEEDERS)  # they were there when it came
 
 
@@ -348,13 +406,20 @@ def test_callback_accepts_a_burst_of_concurrent_connections_without_dropping_one
     middle of them: every connection is accepted and answered (no reset, none slower than
     0.5 s, i.e. no SYN retransmission), and the genuine one logs in."""
     handed = []
-    with callback.CallbackServer(lambda token: handed.append(token) or (True, "ok"),
-                                 port=0) as server:
+    with callback.CallbackServer(
+        lambda token: handed.append(token) or (True, "ok"), port=0
+    ) as server:
         port, path = server.port, urlsplit(server.url).path
         kinds = [k for k in attacks(port, path, "evil.jwt.token") if "reset" not in k[2]]
         burst = [kinds[i % len(kinds)] for i in range(300)]
-        burst.insert(150, ("genuine", request("GET", f"{path}?token=good.jwt.token",
-                                              f"127.0.0.1:{port}"), {"200"}))
+        burst.insert(
+            150,
+            (
+                "genuine",
+                request("GET", f"{path}?token=good.jwt.token", f"127.0.0.1:{port}"),
+                {"200"},
+            ),
+        )
 
         def timed(kind):
             started = time.monotonic()
@@ -383,11 +448,19 @@ root_only = pytest.mark.skipif(os.geteuid() != 0, reason="needs root to chown")
 def commands(svc) -> list:
     """(name, argv, stdin, documented exit statuses): every command that reads or writes."""
     return [
-        ("login --token -", ["rexec-login", "--token", "-", "--host", svc.url],
-         svc.mint_api_token("johndoe"), {0, 1, 2, 3, 4}),
+        (
+            "login --token -",
+            ["rexec-login", "--token", "-", "--host", svc.url],
+            svc.mint_api_token("johndoe"),
+            {0, 1, 2, 3, 4},
+        ),
         ("credential store", ["rexec-credential", "store"], UNRELATED, {0, 2, 4}),
-        ("credential erase", ["rexec-credential", "erase"],
-         f"protocol=http\nhost={svc.url[7:]}\n", {0, 2, 4}),
+        (
+            "credential erase",
+            ["rexec-credential", "erase"],
+            f"protocol=http\nhost={svc.url[7:]}\n",
+            {0, 2, 4},
+        ),
         ("credential get", ["rexec-credential", "get"], b"", {0, 2, 4}),
         ("whoami", ["rexec-whoami"], b"", {0, 1, 3, 4}),
         ("logout", ["rexec-logout"], b"", {0, 4}),
@@ -459,10 +532,17 @@ class Victim:
 
 
 @pytest.mark.parametrize("dangling", [False, True], ids=["to a file", "dangling"])
-@pytest.mark.parametrize("where", ["config.json", "credentials.json", "config.json.lock",
-                                   ".config.json.tmp-<pid>", ".credentials.json.tmp-<pid>"])
-def test_planted_symlink_is_never_written_through(standin, config_path, tmp_path, where,
-                                                  dangling):
+@pytest.mark.parametrize(
+    "where",
+    [
+        "config.json",
+        "credentials.json",
+        "config.json.lock",
+        ".config.json.tmp-<pid>",
+        ".credentials.json.tmp-<pid>",
+    ],
+)
+def test_planted_symlink_is_never_written_through(standin, config_path, tmp_path, where, dangling):
     """A symbolic link at either file, the lock, or every likely temporary-file name of
     either file, pointing at another file (or at nothing): login --token, credential
     store/erase/get, whoami and logout never change that file's bytes or mode, nor create
@@ -476,7 +556,7 @@ def test_planted_symlink_is_never_written_through(standin, config_path, tmp_path
             targets = [config_dir / where]
             targets[0].unlink()
         else:
-            targets = likely_tmp_names(config_dir, where[:-len("<pid>")])
+            targets = likely_tmp_names(config_dir, where[: -len("<pid>")])
         for target in targets:
             os.symlink(victim.path, target)
         result = run(argv, stdin)
@@ -494,8 +574,9 @@ def test_planted_symlink_is_never_written_through(standin, config_path, tmp_path
 
 
 @pytest.mark.parametrize("file", FILES)
-def test_hard_link_at_either_file_is_replaced_not_written_through(standin, config_path,
-                                                                  tmp_path, file):
+def test_hard_link_at_either_file_is_replaced_not_written_through(
+    standin, config_path, tmp_path, file
+):
     """Either file hard-linked to another file: every write replaces the directory entry,
     so the other file's bytes never change."""
     victim = Victim(tmp_path, dangling=False)
@@ -528,10 +609,17 @@ def backup_names(path: Path, seconds: int = 3, suffixes: int = 3) -> list:
 
 # The commands that must rewrite a corrupted file (and so move it aside first): with either
 # file corrupted there is no login for erase to drop, nor does store touch config.json.
-MOVES = {"config.json": {"login --token -"},
-         "credentials.json": {"login --token -", "credential store"}}
-PLANTS = ["symlink to a file", "dangling symlink", "file of another user",
-          "directory of another user", "fifo"]
+MOVES = {
+    "config.json": {"login --token -"},
+    "credentials.json": {"login --token -", "credential store"},
+}
+PLANTS = [
+    "symlink to a file",
+    "dangling symlink",
+    "file of another user",
+    "directory of another user",
+    "fifo",
+]
 
 
 class Planted:
@@ -582,8 +670,9 @@ def planted(how: str, tmp_path: Path) -> Planted:
 @root_only
 @pytest.mark.parametrize("how", PLANTS)
 @pytest.mark.parametrize("file", FILES)
-def test_things_at_the_backup_names_are_never_written_through(standin, config_path, tmp_path,
-                                                              file, how):
+def test_things_at_the_backup_names_are_never_written_through(
+    standin, config_path, tmp_path, file, how
+):
     """A corrupted config.json or credentials.json plus a link, a foreign file or directory
     or a FIFO at every backup name for this second and the next two (with -1..-3 suffixes):
     a command that must write that file moves it to a fresh 0600 backup (named on stderr)
@@ -608,8 +697,9 @@ def test_things_at_the_backup_names_are_never_written_through(standin, config_pa
         label = f"{name} on a corrupted {file}, {how} at its backup names"
         assert result.code in allowed, (label, result)
         plants.check(label)
-        backups = [p for p in directory.iterdir()
-                   if ".corrupt-" in p.name and p not in plants.paths]
+        backups = [
+            p for p in directory.iterdir() if ".corrupt-" in p.name and p not in plants.paths
+        ]
         if name in ("credential get", "whoami"):
             assert result.code == 4 and "is corrupted" in result.err, (label, result)
             assert path.read_bytes() == corrupted and backups == []
@@ -629,8 +719,9 @@ def test_things_at_the_backup_names_are_never_written_through(standin, config_pa
 
 @root_only
 @pytest.mark.parametrize("how", ["file of another user", "directory of another user", "fifo"])
-def test_things_at_the_temporary_names_are_never_written_through(standin, config_path,
-                                                                 tmp_path, how):
+def test_things_at_the_temporary_names_are_never_written_through(
+    standin, config_path, tmp_path, how
+):
     """A foreign file, a foreign directory or a FIFO at the next 300 temporary names of both
     files: every command finishes (no FIFO waited on), nothing is written into or through
     them; a writer clears the leftovers of the files it writes (a killed writer's may hold a
@@ -653,8 +744,7 @@ def test_things_at_the_temporary_names_are_never_written_through(standin, config
         else:
             assert result.code == 0, (label, result)
         for file, plant in plants.items():
-            plant.check(label, may_be_removed=file in writes and how != "directory of another "
-                                                                        "user")
+            plant.check(label, may_be_removed=file in writes and how != "directory of another user")
             if file in writes and how != "directory of another user" and result.code == 0:
                 left = [p for p in plant.paths if os.path.lexists(p)]
                 assert not left, f"{label}: {file}'s leftovers not cleared: {left[:3]}"
@@ -674,9 +764,11 @@ def test_config_directory_owned_by_another_user_is_refused_for_writes(standin, c
     for name, argv, stdin, _ in commands(standin)[:3]:
         result = run(argv, stdin)
         assert result.code == 4, (name, result)
-        assert result.err.endswith(f"configuration directory {directory} belongs to "
-                                   "another user (uid 65534); refusing to write credentials "
-                                   "there\n"), name
+        assert result.err.endswith(
+            f"configuration directory {directory} belongs to "
+            "another user (uid 65534); refusing to write credentials "
+            "there\n"
+        ), name
         # Reading it first says whose file it is (both files are chowned), once at most.
         assert result.err.count("belongs to another user") <= 2, name
         assert {file: (directory / file).read_bytes() for file in FILES} == before, name
@@ -685,31 +777,45 @@ def test_config_directory_owned_by_another_user_is_refused_for_writes(standin, c
 
 
 @root_only
-@pytest.mark.parametrize("file, writer", [
-    ("config.json", "login --token -"), ("credentials.json", "credential store"),
-    ("credentials.json", "login --token -"),
-])
+@pytest.mark.parametrize(
+    "file, writer",
+    [
+        ("config.json", "login --token -"),
+        ("credentials.json", "credential store"),
+        ("credentials.json", "login --token -"),
+    ],
+)
 def test_file_owned_by_another_user_is_reported_and_replaced_by_the_next_write(
-        standin, config_path, file, writer):
+    standin, config_path, file, writer
+):
     """config.json or credentials.json owned by uid 65534 in our ~/.rexec: get and whoami
     still answer (exit 0) and say whose it is in one stderr line; the next write of that
     file replaces it with one of ours (0600), after which nothing is reported."""
     log_in(standin)
-    host = standin.url[len("http://"):]
-    assert run("rexec-credential store".split(),
-               f"protocol=http\nhost={host}\nusername=other\npassword=p2\n").code == 0
+    host = standin.url[len("http://") :]
+    assert (
+        run(
+            "rexec-credential store".split(),
+            f"protocol=http\nhost={host}\nusername=other\npassword=p2\n",
+        ).code
+        == 0
+    )
     path = config_path.parent / file
     os.chown(path, FOREIGN_UID, FOREIGN_UID)
-    warning = (f"warning: {path} belongs to another user (uid 65534); the credentials in it "
-               "may not be yours\n")
+    warning = (
+        f"warning: {path} belongs to another user (uid 65534); the credentials in it "
+        "may not be yours\n"
+    )
     whoami = run(["rexec-whoami"], b"")
     assert (whoami.code, whoami.err) == (0, warning) and "janedoe" in whoami.out
     get = run(["rexec-credential", "get"], f"protocol=http\nhost={host}\n")
     assert (get.code, get.err) == (0, warning) and "password=" in get.out
     argv, stdin = {
         "credential store": (["rexec-credential", "store"], UNRELATED),
-        "login --token -": (["rexec-login", "--token", "-", "--host", standin.url],
-                            standin.mint_api_token("johndoe")),
+        "login --token -": (
+            ["rexec-login", "--token", "-", "--host", standin.url],
+            standin.mint_api_token("johndoe"),
+        ),
     }[writer]
     result = run_bin(argv[0], *argv[1:], stdin=stdin)
     assert result.code == 0 and result.err == warning, result
@@ -719,25 +825,33 @@ def test_file_owned_by_another_user_is_reported_and_replaced_by_the_next_write(
     assert (again.code, again.err) == (0, "")
 
 
-@pytest.mark.parametrize("file, writer", [
-    ("config.json", "login --token -"), ("config.json", "credential erase (the login)"),
-    ("credentials.json", "credential store"), ("credentials.json", "credential erase"),
-    ("credentials.json", "login --token -"),
-])
+@pytest.mark.parametrize(
+    "file, writer",
+    [
+        ("config.json", "login --token -"),
+        ("config.json", "credential erase (the login)"),
+        ("credentials.json", "credential store"),
+        ("credentials.json", "credential erase"),
+        ("credentials.json", "login --token -"),
+    ],
+)
 def test_loose_file_is_reported_by_readers_and_tightened_by_the_next_write(
-        standin, config_path, file, writer):
+    standin, config_path, file, writer
+):
     """A 0644 config.json or credentials.json in a 0755 ~/.rexec: whoami and credential get
     still answer (exit 0) and say so in one stderr line naming the file and its mode; the
     next write of that file sets 0600/0700, after which nothing is reported."""
     log_in(standin)
-    host = standin.url[len("http://"):]
+    host = standin.url[len("http://") :]
     stored = f"protocol=http\nhost={host}\nusername=other\npassword=p2\n"
     assert run("rexec-credential store".split(), stored).code == 0
     path = config_path.parent / file
     path.chmod(0o644)
     config_path.parent.chmod(0o755)
-    warning = (f"warning: {path} is accessible by others (mode 0644); it holds your "
-               "token. It will be set to 0600 on the next write\n")
+    warning = (
+        f"warning: {path} is accessible by others (mode 0644); it holds your "
+        "token. It will be set to 0600 on the next write\n"
+    )
     whoami = run(["rexec-whoami"], b"")
     assert (whoami.code, whoami.err) == (0, warning) and "janedoe" in whoami.out
     get = run(["rexec-credential", "get"], f"protocol=http\nhost={host}\n")
@@ -747,10 +861,14 @@ def test_loose_file_is_reported_by_readers_and_tightened_by_the_next_write(
     argv, stdin = {
         "credential store": (["rexec-credential", "store"], UNRELATED),
         "credential erase": (["rexec-credential", "erase"], stored),
-        "credential erase (the login)": (["rexec-credential", "erase"],
-                                         f"protocol=http\nhost={host}\nusername=janedoe\n"),
-        "login --token -": (["rexec-login", "--token", "-", "--host", standin.url],
-                            standin.mint_api_token("johndoe")),
+        "credential erase (the login)": (
+            ["rexec-credential", "erase"],
+            f"protocol=http\nhost={host}\nusername=janedoe\n",
+        ),
+        "login --token -": (
+            ["rexec-login", "--token", "-", "--host", standin.url],
+            standin.mint_api_token("johndoe"),
+        ),
     }[writer]
     result = run_bin(argv[0], *argv[1:], stdin=stdin)
     # login --token reads the files twice (host, then under the lock): warned once all the same.
@@ -761,9 +879,11 @@ def test_loose_file_is_reported_by_readers_and_tightened_by_the_next_write(
     assert (again.code, again.err) == (0, "")
 
 
-@pytest.mark.parametrize("argv, stdin", [(["rexec-credential", "get"], b""),
-                                          (["rexec-credential", "store"], UNRELATED)],
-                         ids=["credential get", "credential store"])
+@pytest.mark.parametrize(
+    "argv, stdin",
+    [(["rexec-credential", "get"], b""), (["rexec-credential", "store"], UNRELATED)],
+    ids=["credential get", "credential store"],
+)
 @pytest.mark.parametrize("file", FILES)
 def test_fifo_at_either_file_does_not_hang(config_path, file, argv, stdin):
     """A FIFO planted at config.json or credentials.json is refused as not a regular file

@@ -31,14 +31,31 @@ from rexec_credential.errors import ProtocolError
 from . import rounds
 
 CASES = rounds(full=10_000, ci=1_500)
-SETTINGS = settings(max_examples=CASES, deadline=None, database=None,
-                    suppress_health_check=list(HealthCheck))
+SETTINGS = settings(
+    max_examples=CASES, deadline=None, database=None, suppress_health_check=list(HealthCheck)
+)
 
 MARK = "ZQX9"  # planted only inside list values; never produced by the other strategies
 LIST_KEYS = ["wwwauth[]", "capability[]", "state[]"]
-SCALAR_KEYS = ["protocol", "host", "path", "username", "password", "password_expiry_utc",
-               "oauth_refresh_token", "quit", "ephemeral", "authtype", "credential",
-               "continue", "future", "Host", "host ", " host", ""]
+SCALAR_KEYS = [
+    "protocol",
+    "host",
+    "path",
+    "username",
+    "password",
+    "password_expiry_utc",
+    "oauth_refresh_token",
+    "quit",
+    "ephemeral",
+    "authtype",
+    "credential",
+    "continue",
+    "future",
+    "Host",
+    "host ",
+    " host",
+    "",
+]
 # The ProtocolError messages, all of them: fixed text, so input is never echoed back.
 ERROR = re.compile(
     r"invalid credential input: (?:line \d+ (?:is longer than 65535 bytes|contains a NUL byte"
@@ -53,62 +70,160 @@ ERROR = re.compile(
 # drawn as bytes mapped onto it (one draw per value: the case budget goes to cases, not
 # to generation).
 ALPHABET = [chr(c) for c in range(32, 127)] + list(
-    "\r\t\x0b\x0c\x1c\x1d\x1e\x7f\x85\xa0é€\u2028\u2029\ufeff\U0001f600")
-values = st.binary(max_size=24).map(
-    lambda raw: "".join(ALPHABET[b % len(ALPHABET)] for b in raw)
-).filter(lambda v: MARK not in v)
+    "\r\t\x0b\x0c\x1c\x1d\x1e\x7f\x85\xa0é€\u2028\u2029\ufeff\U0001f600"
+)
+values = (
+    st.binary(max_size=24)
+    .map(lambda raw: "".join(ALPHABET[b % len(ALPHABET)] for b in raw))
+    .filter(lambda v: MARK not in v)
+)
 # Text that looks like another attribute, behind every separator that is not git's "\n".
 INJECTIONS = [
-    f"host={MARK}", f"\rhost={MARK}", f"\r\rpassword={MARK}", f"\x0bhost={MARK}",
-    f"\x0chost={MARK}", f"\x1chost={MARK}", f"\x1dusername={MARK}", f"\x1ehost={MARK}",
-    f"\x85host={MARK}", f"\u2028host={MARK}", f"\u2029password={MARK}", f"%0ahost={MARK}",
-    f"%0d%0ahost={MARK}", f"\\nhost={MARK}", f"url=https://{MARK}/", f" host={MARK}",
-    f"\thost={MARK}", f"=host={MARK}", f"[]=x\rhost={MARK}", f"\r\0host={MARK}",
-    f"\r\\nhost={MARK}", f"quit=1\rhost={MARK}",
+    f"host={MARK}",
+    f"\rhost={MARK}",
+    f"\r\rpassword={MARK}",
+    f"\x0bhost={MARK}",
+    f"\x0chost={MARK}",
+    f"\x1chost={MARK}",
+    f"\x1dusername={MARK}",
+    f"\x1ehost={MARK}",
+    f"\x85host={MARK}",
+    f"\u2028host={MARK}",
+    f"\u2029password={MARK}",
+    f"%0ahost={MARK}",
+    f"%0d%0ahost={MARK}",
+    f"\\nhost={MARK}",
+    f"url=https://{MARK}/",
+    f" host={MARK}",
+    f"\thost={MARK}",
+    f"=host={MARK}",
+    f"[]=x\rhost={MARK}",
+    f"\r\0host={MARK}",
+    f"\r\\nhost={MARK}",
+    f"quit=1\rhost={MARK}",
 ]
 injected = st.builds(lambda a, i, b: a + i + b, values, st.sampled_from(INJECTIONS), values)
 
 odd_urls = st.one_of(
     st.builds(
         lambda *parts: "".join(parts),
-        st.sampled_from(["https", "http", "", "HTTPS", "cert", "git+ssh", "a b", "h\rttp",
-                         "x=y", "%68ttps"]),
+        st.sampled_from(
+            ["https", "http", "", "HTTPS", "cert", "git+ssh", "a b", "h\rttp", "x=y", "%68ttps"]
+        ),
         st.sampled_from(["://", ":/", ":", "", ":///"]),
-        st.sampled_from(["", "u@", "u:p@", "%75ser:p%40ss@", "@", ":@", "u%0a@", "u%00:x@",
-                         "%ff@", "a@b@", "u:@", "user:pa:ss@", "%e2%82%ac@"]),
-        st.sampled_from(["example.com", "EXAMPLE.com:8443", "[::1]:80", "%68ost", "",
-                         "h%0aost=evil", "127.0.0.1:9876", "host:port:junk", "bücher.example",
-                         "ho%00st", "%zz", "%", "a.tld%2f..%2f", "h\rost"]),
-        st.sampled_from(["", "/", "/repo.git", "/a/b/", "//", "/%2e%2e/", "?q=1", "#frag",
-                         "/p?host=evil", "/%0ahost=evil", "/%ff", "/%c3%a9", "/\rx", "///x//",
-                         "/a%00b"]),
+        st.sampled_from(
+            [
+                "",
+                "u@",
+                "u:p@",
+                "%75ser:p%40ss@",
+                "@",
+                ":@",
+                "u%0a@",
+                "u%00:x@",
+                "%ff@",
+                "a@b@",
+                "u:@",
+                "user:pa:ss@",
+                "%e2%82%ac@",
+            ]
+        ),
+        st.sampled_from(
+            [
+                "example.com",
+                "EXAMPLE.com:8443",
+                "[::1]:80",
+                "%68ost",
+                "",
+                "h%0aost=evil",
+                "127.0.0.1:9876",
+                "host:port:junk",
+                "bücher.example",
+                "ho%00st",
+                "%zz",
+                "%",
+                "a.tld%2f..%2f",
+                "h\rost",
+            ]
+        ),
+        st.sampled_from(
+            [
+                "",
+                "/",
+                "/repo.git",
+                "/a/b/",
+                "//",
+                "/%2e%2e/",
+                "?q=1",
+                "#frag",
+                "/p?host=evil",
+                "/%0ahost=evil",
+                "/%ff",
+                "/%c3%a9",
+                "/\rx",
+                "///x//",
+                "/a%00b",
+            ]
+        ),
     ),
     values,
 )
 
 
-PLAIN_URLS = ["https://example.com/repo.git", "https://u@example.com:8443/", "http://127.0.0.1:9876",
-              "https://rexec.pipeops.io", "https://u:p@host.tld/a/b/"]
-NOT_KEY_VALUE = ["host", "garbage line", "wwwauth[] Basic", "\x85", "protocol https", "%0a",
-                 "\r\r", " ", "\u2028", "url"]
+PLAIN_URLS = [
+    "https://example.com/repo.git",
+    "https://u@example.com:8443/",
+    "http://127.0.0.1:9876",
+    "https://rexec.pipeops.io",
+    "https://u:p@host.tld/a/b/",
+]
+NOT_KEY_VALUE = [
+    "host",
+    "garbage line",
+    "wwwauth[] Basic",
+    "\x85",
+    "protocol https",
+    "%0a",
+    "\r\r",
+    " ",
+    "\u2028",
+    "url",
+]
 
 
 def _lines(list_values):
-    scalar = st.tuples(st.sampled_from(SCALAR_KEYS) | values.filter(lambda k: "=" not in k),
-                       values)
+    scalar = st.tuples(st.sampled_from(SCALAR_KEYS) | values.filter(lambda k: "=" not in k), values)
     listed = st.tuples(st.sampled_from(LIST_KEYS), list_values)
-    return st.lists(st.one_of(  # one_of picks a branch uniformly: url= lines 1 in 5
-        scalar, scalar, listed, listed,
-        st.tuples(st.just("url"), st.sampled_from(PLAIN_URLS) | odd_urls),
-    ), max_size=8)
+    return st.lists(
+        st.one_of(  # one_of picks a branch uniformly: url= lines 1 in 5
+            scalar,
+            scalar,
+            listed,
+            listed,
+            st.tuples(st.just("url"), st.sampled_from(PLAIN_URLS) | odd_urls),
+        ),
+        max_size=8,
+    )
 
 
 # Strategies are built once, here: building them inside a draw costs more than the case.
 PLAIN_LINES, INJECTED_LINES = _lines(values), _lines(injected)
 
 
-BLOBS = [b"\0", b"\r", b"\xff", b"\xc3(", b"\xed\xa0\x80", b"\xf4\x90\x80\x80", b"\xc0\xaf",
-         b"=", "\x85".encode(), "\u2028".encode(), b"\r\0", b"[]"]
+BLOBS = [
+    b"\0",
+    b"\r",
+    b"\xff",
+    b"\xc3(",
+    b"\xed\xa0\x80",
+    b"\xf4\x90\x80\x80",
+    b"\xc0\xaf",
+    b"=",
+    "\x85".encode(),
+    "\u2028".encode(),
+    b"\r\0",
+    b"[]",
+]
 # Padding that takes a line to just under, at and over git's 65535-byte limit.
 PADS = [10, 1000, 65500, 65520, 65523, 65524, 65525, 65535, 70000]
 positions = st.integers(0, 1 << 20)
@@ -168,11 +283,11 @@ def damage(data: bytes, op: tuple) -> bytes:
     kind, at = op[0], op[1] % (len(data) + 1)
     if kind == "bit_flip" and data:
         at %= len(data)
-        return data[:at] + bytes([data[at] ^ (1 << op[2])]) + data[at + 1:]
+        return data[:at] + bytes([data[at] ^ (1 << op[2])]) + data[at + 1 :]
     if kind == "truncate":
         return data[:at]
     if kind == "delete":
-        return data[:at] + data[at + op[2]:]
+        return data[:at] + data[at + op[2] :]
     if kind == "insert":
         return data[:at] + op[2] + data[at:]
     return data
@@ -184,8 +299,9 @@ EDITS, DAMAGES = st.lists(structural, max_size=4), st.lists(destructive, max_siz
 @st.composite
 def mutated(draw, injections: bool = False, destroy: bool = True) -> bytes:
     """A valid-looking request, edited a few times, then (optionally) damaged as bytes."""
-    pairs = [[k.encode(), v.encode()]
-             for k, v in draw(INJECTED_LINES if injections else PLAIN_LINES)]
+    pairs = [
+        [k.encode(), v.encode()] for k, v in draw(INJECTED_LINES if injections else PLAIN_LINES)
+    ]
     for op in draw(EDITS):
         edit(pairs, op)
     data = serialise(pairs) + draw(terminators)
@@ -198,7 +314,8 @@ def mutated(draw, injections: bool = False, destroy: bool = True) -> bytes:
 # Arbitrary bytes over a small alphabet that keeps the structure characters common.
 STRUCTURE = b"ab=\n\r\0[]url:/%\xff\xc3host"
 structured_bytes = st.binary(max_size=400).map(
-    lambda raw: bytes(STRUCTURE[b % len(STRUCTURE)] for b in raw))
+    lambda raw: bytes(STRUCTURE[b % len(STRUCTURE)] for b in raw)
+)
 arbitrary = st.binary(max_size=2000) | structured_bytes
 
 hostile = st.one_of(
@@ -327,8 +444,11 @@ def test_text_inside_a_list_value_never_becomes_an_attribute(data):
 
 
 @SETTINGS
-@given(st.lists(st.tuples(st.sampled_from(SCALAR_KEYS[:7] + ["url", "wwwauth[]"]), odd_urls),
-                max_size=6))
+@given(
+    st.lists(
+        st.tuples(st.sampled_from(SCALAR_KEYS[:7] + ["url", "wwwauth[]"]), odd_urls), max_size=6
+    )
+)
 @example([("url", "https://u%0a@h/")])
 @example([("host", "kept?"), ("url", "https://h/p?host=evil#x"), ("path", "after")])
 def test_odd_urls_expand_to_their_parts_or_protocol_error(pairs):
@@ -345,28 +465,49 @@ def test_odd_urls_expand_to_their_parts_or_protocol_error(pairs):
         last = url_at[-1]
         parts = protocol.split_url(pairs[last][1])
         for name in protocol.CREDENTIAL_KEYS:
-            later = [v for k, v in pairs[last + 1:] if k == name]
+            later = [v for k, v in pairs[last + 1 :] if k == name]
             assert request.get(name) == (later[-1] if later else parts.get(name)), name
 
 
 # What ~/.rexec holds before each case (the same every time, so a failure replays): an
 # active login as the Rexec CLI writes it (config.json, no account of ours) and records
 # for the hosts the generated url= lines name (credentials.json).
-SEEDED_CONFIG = json.dumps({
-    "host": "https://rexec.pipeops.io", "token": "rexec_" + "a1" * 20, "username": "me",
-    "email": "", "tier": "",
-}, indent=2).encode()
-SEEDED = json.dumps({
-    "version": 1, "accounts": [],
-    "credentials": [
-        {"protocol": "https", "host": "example.com", "username": "u", "password": "p\u2028q"},
-        {"protocol": "https", "host": "example.com:8443", "username": "u", "password": "p",
-         "path": "repo.git"},
-        {"protocol": "http", "host": "127.0.0.1:9876", "username": "", "password": ""},
-        {"protocol": "https", "host": "host.tld", "username": "u", "password": "p\x85",
-         "password_expiry_utc": 4102444800, "oauth_refresh_token": "r"},
-    ],
-}, indent=2).encode()
+SEEDED_CONFIG = json.dumps(
+    {
+        "host": "https://rexec.pipeops.io",
+        "token": "rexec_" + "a1" * 20,
+        "username": "me",
+        "email": "",
+        "tier": "",
+    },
+    indent=2,
+).encode()
+SEEDED = json.dumps(
+    {
+        "version": 1,
+        "accounts": [],
+        "credentials": [
+            {"protocol": "https", "host": "example.com", "username": "u", "password": "p\u2028q"},
+            {
+                "protocol": "https",
+                "host": "example.com:8443",
+                "username": "u",
+                "password": "p",
+                "path": "repo.git",
+            },
+            {"protocol": "http", "host": "127.0.0.1:9876", "username": "", "password": ""},
+            {
+                "protocol": "https",
+                "host": "host.tld",
+                "username": "u",
+                "password": "p\x85",
+                "password_expiry_utc": 4102444800,
+                "oauth_refresh_token": "r",
+            },
+        ],
+    },
+    indent=2,
+).encode()
 
 
 @SETTINGS
@@ -381,8 +522,7 @@ def test_credential_command_answers_any_request_with_0_or_2(home, data, operatio
     back; both files afterwards are whole JSON, 0600 (and untouched by get or a refusal)."""
     directory = home / ".rexec"
     directory.mkdir(mode=0o700, exist_ok=True)
-    seeded = {directory / "config.json": SEEDED_CONFIG,
-              directory / "credentials.json": SEEDED}
+    seeded = {directory / "config.json": SEEDED_CONFIG, directory / "credentials.json": SEEDED}
     for path, raw in seeded.items():
         path.write_bytes(raw)
         path.chmod(0o600)

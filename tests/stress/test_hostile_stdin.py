@@ -37,10 +37,20 @@ WORKERS = 4  # subprocesses at a time: keeps both cores busy while others wait o
 
 SENTINEL_TOKEN = "rexec_" + "5e" * 32
 SENTINEL_RECORDS = [
-    {"protocol": "https", "host": "sentinel-two.example", "username": "alice",
-     "password": "pw-sentinel-2"},
-    {"protocol": "http", "host": "127.0.0.1:9", "path": "sentinel.git", "username": "bob",
-     "password": "pw-sentinel-3", "password_expiry_utc": 4102444800},
+    {
+        "protocol": "https",
+        "host": "sentinel-two.example",
+        "username": "alice",
+        "password": "pw-sentinel-2",
+    },
+    {
+        "protocol": "http",
+        "host": "127.0.0.1:9",
+        "path": "sentinel.git",
+        "username": "bob",
+        "password": "pw-sentinel-3",
+        "password_expiry_utc": 4102444800,
+    },
 ]
 SENTINEL_LOGIN = {
     "host": "https://sentinel.example",
@@ -52,27 +62,44 @@ SENTINEL_LOGIN = {
 SENTINEL_CONFIG = {**SENTINEL_LOGIN, "sentinel_unknown_key": {"kept": [1, 2, 3]}}
 SENTINEL_ACCOUNTS = [
     {**SENTINEL_LOGIN, "created_at": 1_700_000_000},
-    {"host": "https://sentinel-other.example", "token": "rexec_" + "07" * 32,
-     "username": "other", "email": "other@example.com", "tier": "free",
-     "created_at": 1_700_000_000},
+    {
+        "host": "https://sentinel-other.example",
+        "token": "rexec_" + "07" * 32,
+        "username": "other",
+        "email": "other@example.com",
+        "tier": "free",
+        "created_at": 1_700_000_000,
+    },
 ]
 # A copy of the active login's token that git stored for another path: logout removes it.
-COPY_OF_TOKEN = {"protocol": "https", "host": "sentinel-two.example", "username": "copy",
-                 "password": SENTINEL_TOKEN}
+COPY_OF_TOKEN = {
+    "protocol": "https",
+    "host": "sentinel-two.example",
+    "username": "copy",
+    "password": SENTINEL_TOKEN,
+}
 
 
 def sentinel_credentials(records: list) -> dict:
-    return {"version": 1, "sentinel_unknown_key": {"kept": "too"},
-            "accounts": SENTINEL_ACCOUNTS, "credentials": records}
+    return {
+        "version": 1,
+        "sentinel_unknown_key": {"kept": "too"},
+        "accounts": SENTINEL_ACCOUNTS,
+        "credentials": records,
+    }
 
 
 def seed_sentinels(directory, records: list) -> None:
     """Both files as rexec-login and rexec-credential store leave them (0600 in 0700)."""
     directory.mkdir(mode=0o700, exist_ok=True)
-    for name, data in (("config.json", SENTINEL_CONFIG),
-                       ("credentials.json", sentinel_credentials(records))):
+    for name, data in (
+        ("config.json", SENTINEL_CONFIG),
+        ("credentials.json", sentinel_credentials(records)),
+    ):
         (directory / name).write_text(json.dumps(data, indent=2))
         (directory / name).chmod(0o600)
+
+
 SENTINEL_HOSTS = (b"sentinel.example", b"sentinel-two.example", b"127.0.0.1:9")
 # Unrelated entries seeded beside the sentinels, for erase to find (and remove).
 UNRELATED_RECORDS = [
@@ -88,12 +115,11 @@ UNRELATED = [
     b"protocol=http\nhost=127.0.0.1:8080\npath=repo.git\nusername=u\npassword=p\n"
     b"password_expiry_utc=4102444800\noauth_refresh_token=r\n",
     b"capability[]=authtype\ncapability[]=state\nprotocol=https\nhost=victim.example\n"
-    b"username=mallory\npassword=pw\nwwwauth[]=Basic realm=\"x\"\rhost=sentinel.example\n"
+    b'username=mallory\npassword=pw\nwwwauth[]=Basic realm="x"\rhost=sentinel.example\n'
     b"wwwauth[]=Bearer\x0bhost=sentinel-two.example\n\n",
     b"protocol=https\nhost=victim.example\nusername=u\npassword=p\nephemeral=1\n",
     b"protocol=https\r\nhost=victim.example\r\nusername=crlf\r\npassword=p\r\n\r\n",
-    b"protocol=https\nhost=victim.example\nusername=old\npassword=p\n"
-    b"password_expiry_utc=1000\n",
+    b"protocol=https\nhost=victim.example\nusername=old\npassword=p\npassword_expiry_utc=1000\n",
     b"quit=1\nprotocol=https\nhost=victim.example\n",
     b"protocol=https\nhost=victim.example\npath=a/b\nusername=\npassword=\n",
 ]
@@ -115,13 +141,24 @@ def mutate(rng: random.Random, data: bytes) -> bytes:
     """One to three of: bit flip, truncation, NUL/CR/bad UTF-8/newline insertion, a line
     over 65535 bytes, an `=`-less line, a duplicated line."""
     for _ in range(rng.randint(1, 3)):
-        op = rng.choice(["bit_flip", "truncate", "nul", "cr", "bad_utf8", "huge_line",
-                         "no_equals", "duplicate", "newline"])
+        op = rng.choice(
+            [
+                "bit_flip",
+                "truncate",
+                "nul",
+                "cr",
+                "bad_utf8",
+                "huge_line",
+                "no_equals",
+                "duplicate",
+                "newline",
+            ]
+        )
         at = rng.randint(0, len(data))
         lines = data.split(b"\n")
         if op == "bit_flip" and data:
             i = rng.randrange(len(data))
-            data = data[:i] + bytes([data[i] ^ (1 << rng.randrange(8))]) + data[i + 1:]
+            data = data[:i] + bytes([data[i] ^ (1 << rng.randrange(8))]) + data[i + 1 :]
         elif op == "truncate":
             data = data[:at]
         elif op in ("nul", "cr", "bad_utf8", "newline"):
@@ -150,8 +187,10 @@ def random_token(rng: random.Random) -> bytes:
         body = "".join(rng.choice(alnum) for _ in range(rng.choice([0, 31, 32, 64, 65, 200])))
         text = "rexec_" + body
     elif shape == "jwt":
-        text = ".".join("".join(rng.choice(b64) for _ in range(rng.randint(0, 40)))
-                        for _ in range(rng.choice([2, 3, 3, 4])))
+        text = ".".join(
+            "".join(rng.choice(b64) for _ in range(rng.randint(0, 40)))
+            for _ in range(rng.choice([2, 3, 3, 4]))
+        )
     else:
         text = "".join(chr(rng.randint(1, 0x2FF)) for _ in range(rng.randint(0, 80)))
     return text.encode("utf-8", "surrogatepass") + rng.choice([b"", b"\n", b"\r\n", b"  \n"])
@@ -299,10 +338,12 @@ CREDENTIAL_RUNS = [
 ]
 
 
-@pytest.mark.parametrize("executable, operation", CREDENTIAL_RUNS,
-                         ids=[f"{e} {o}" for e, o in CREDENTIAL_RUNS])
+@pytest.mark.parametrize(
+    "executable, operation", CREDENTIAL_RUNS, ids=[f"{e} {o}" for e, o in CREDENTIAL_RUNS]
+)
 def test_credential_helper_survives_hostile_stdin_and_keeps_the_sentinels(
-        config_path, executable, operation):
+    config_path, executable, operation
+):
     """500 payloads (--full) per operation: exit 0, or 2 exactly for malformed input (one
     stderr line, no output); stdout protocol lines only; get answers the sentinel queries,
     never changes a byte; store/erase of unrelated hosts keep every sentinel; 0 tracebacks,
@@ -347,8 +388,10 @@ def test_credential_helper_survives_hostile_stdin_and_keeps_the_sentinels(
     codes = run_all(one, cases)
     final = check_files(directory)
     kept = len(final[1]["credentials"])
-    print(f"\n{executable} {operation}: {len(codes)} payloads, {tally(codes)}; "
-          f"{len(seeded_records)} stored credentials before, {kept} after")
+    print(
+        f"\n{executable} {operation}: {len(codes)} payloads, {tally(codes)}; "
+        f"{len(seeded_records)} stored credentials before, {kept} after"
+    )
     assert len(codes) == N and 2 in codes and 0 in codes
     check_sentinels(final, "after the run")
     check_no_leftovers(directory)
@@ -364,8 +407,12 @@ def test_credential_helper_survives_hostile_stdin_and_keeps_the_sentinels(
 @pytest.fixture
 def login_tokens(standin):
     """Genuine tokens (valid for the stand-in) and revoked ones, as bytes."""
-    good = [standin.mint_api_token("johndoe"), standin.mint_api_token("janedoe"),
-            standin.mint_jwt("johndoe"), standin.mint_jwt("janedoe")]
+    good = [
+        standin.mint_api_token("johndoe"),
+        standin.mint_api_token("janedoe"),
+        standin.mint_jwt("johndoe"),
+        standin.mint_jwt("janedoe"),
+    ]
     revoked = [standin.mint_api_token("janedoe"), standin.mint_jwt("johndoe")]
     for token in revoked:
         standin.revoke(token)
@@ -403,8 +450,11 @@ def test_login_survives_hostile_stdin(standin, config_path, login_tokens, manual
     squatter.bind(("127.0.0.1", 0))
     squatter.listen()
     port = str(squatter.getsockname()[1])
-    argv = (["--host", standin.url, "--port", port, "--timeout", "5"] if manual
-            else ["--token", "-", "--host", standin.url])
+    argv = (
+        ["--host", standin.url, "--port", port, "--timeout", "5"]
+        if manual
+        else ["--token", "-", "--host", standin.url]
+    )
 
     def one(case):
         kind, data = case
@@ -431,8 +481,10 @@ def test_login_survives_hostile_stdin(standin, config_path, login_tokens, manual
         codes = run_all(one, cases)
     finally:
         squatter.close()
-    print(f"\nrexec-login {'manual' if manual else '--token -'}: {len(codes)} payloads, "
-          f"{tally(codes)}")
+    print(
+        f"\nrexec-login {'manual' if manual else '--token -'}: {len(codes)} payloads, "
+        f"{tally(codes)}"
+    )
     assert len(codes) == N and 0 in codes and 1 in codes
     config, stored = check_files(config_path.parent)
     assert config and config.get("username") in ("johndoe", "janedoe")
@@ -478,10 +530,14 @@ def test_logout_ignores_hostile_stdin(tmp_path):
     copy git stored), the other login and every other credential kept, nothing else in
     ~/.rexec touched; 0 tracebacks."""
     cases = payloads(30, N, UNRELATED, [SENTINEL_TOKEN.encode()])
-    out = ("✓ Logged out sentinel (sentinel@example.com) on https://sentinel.example "
-           "(1 other login remains)\n")
-    err = ("note: the API token of sentinel stays valid until you revoke it at "
-           "https://sentinel.example/settings (API Tokens)\n")
+    out = (
+        "✓ Logged out sentinel (sentinel@example.com) on https://sentinel.example "
+        "(1 other login remains)\n"
+    )
+    err = (
+        "note: the API token of sentinel stays valid until you revoke it at "
+        "https://sentinel.example/settings (API Tokens)\n"
+    )
 
     def one(indexed):
         index, (kind, data) = indexed
@@ -497,11 +553,15 @@ def test_logout_ignores_hostile_stdin(tmp_path):
         config, stored = check_files(directory)
         assert config is None, label
         assert stored == sentinel_credentials(SENTINEL_RECORDS) | {
-            "accounts": SENTINEL_ACCOUNTS[1:]}, label
+            "accounts": SENTINEL_ACCOUNTS[1:]
+        }, label
         assert SENTINEL_TOKEN.encode() not in (directory / "credentials.json").read_bytes()
         assert (directory / "neighbour").read_bytes() == b"not ours", label
-        assert set(os.listdir(directory)) == {"neighbour", "config.json.lock",
-                                              "credentials.json"}, label
+        assert set(os.listdir(directory)) == {
+            "neighbour",
+            "config.json.lock",
+            "credentials.json",
+        }, label
         return result.code
 
     codes = run_all(one, list(enumerate(cases)))

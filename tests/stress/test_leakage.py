@@ -44,7 +44,7 @@ def fragments(token: str) -> dict:
     start = token.index(".") + 1 if token.count(".") == 2 else 0
     found = {"the whole token": token}
     for i in range(start, len(token) - WINDOW + 1):
-        found[f"characters {i}-{i + WINDOW}"] = token[i:i + WINDOW]
+        found[f"characters {i}-{i + WINDOW}"] = token[i : i + WINDOW]
     return found
 
 
@@ -65,12 +65,18 @@ class Watched:
         self.samples = samples  # how many times /proc/<pid>/cmdline was read while it ran
 
 
-def run_watched(label: str, argv: list, stdin: bytes = b"", env: dict | None = None,
-                timeout: float = 30) -> Watched:
+def run_watched(
+    label: str, argv: list, stdin: bytes = b"", env: dict | None = None, timeout: float = 30
+) -> Watched:
     """Run a command, reading its /proc cmdline and environ until it exits."""
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-        proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=out, stderr=err,
-                                env=dict(os.environ if env is None else env))
+        proc = subprocess.Popen(
+            argv,
+            stdin=subprocess.PIPE,
+            stdout=out,
+            stderr=err,
+            env=dict(os.environ if env is None else env),
+        )
         proc.stdin.write(stdin)
         proc.stdin.close()
         cmdlines, environs, samples = set(), set(), 0
@@ -88,8 +94,11 @@ def run_watched(label: str, argv: list, stdin: bytes = b"", env: dict | None = N
             time.sleep(0.002)
         out.seek(0)
         err.seek(0)
-        result = Result(out.read().decode("utf-8", "replace"),
-                        err.read().decode("utf-8", "replace"), proc.returncode)
+        result = Result(
+            out.read().decode("utf-8", "replace"),
+            err.read().decode("utf-8", "replace"),
+            proc.returncode,
+        )
     return Watched(label, result, cmdlines, environs, samples)
 
 
@@ -110,9 +119,18 @@ class Session:
         self.secrets[token] = label
         return token
 
-    def run(self, label: str, name: str, *args: str, stdin: bytes | str = b"",
-            code: int = 0, live: bool = False, env_token: str | None = None,
-            argv_secret: bool = False, prints_password: str | None = None) -> Result:
+    def run(
+        self,
+        label: str,
+        name: str,
+        *args: str,
+        stdin: bytes | str = b"",
+        code: int = 0,
+        live: bool = False,
+        env_token: str | None = None,
+        argv_secret: bool = False,
+        prints_password: str | None = None,
+    ) -> Result:
         if live:
             self.svc.delay_next(1, LIVE)
         env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1")
@@ -138,8 +156,10 @@ class Session:
             blob = blob.encode("utf-8", "replace")
         found = []
         for token, name in self.secrets.items():
-            part = next((label for label, text in self._fragments(token).items()
-                         if text.encode() in blob), None)
+            part = next(
+                (label for label, text in self._fragments(token).items() if text.encode() in blob),
+                None,
+            )
             if part is not None:
                 found.append(f"{part} of {name}")
         return found
@@ -169,21 +189,26 @@ class Session:
             if w.label not in self.argv_exempt:
                 found += [f"{w.label} argv: {x}" for c in w.cmdlines for x in self.leaks_in(c)]
             if w.label not in self.env_exempt:
-                found += [f"{w.label} environ: {x}" for e in w.environs
-                          for x in self.leaks_in(e)]
+                found += [f"{w.label} environ: {x}" for e in w.environs for x in self.leaks_in(e)]
         return found
 
     def scan_service_log(self) -> list:
-        found = [f"service log: {x}" for x in self.leaks_in(
-            json.dumps(self.svc.log, default=str) + repr(self.svc.log))]
+        found = [
+            f"service log: {x}"
+            for x in self.leaks_in(json.dumps(self.svc.log, default=str) + repr(self.svc.log))
+        ]
         expected_host = f"127.0.0.1:{self.svc.port}"
         assert self.svc.address[0] == "127.0.0.1"
-        found += [f"request to {e['host_header']!r}, not the stand-in: {e['path']}"
-                  for e in self.svc.log if e["host_header"] != expected_host]
+        found += [
+            f"request to {e['host_header']!r}, not the stand-in: {e['path']}"
+            for e in self.svc.log
+            if e["host_header"] != expected_host
+        ]
         return found
 
-    def scan_home(self, never_on_disk: set,
-                  may_hold: tuple = ("config.json", "credentials.json")) -> list:
+    def scan_home(
+        self, never_on_disk: set, may_hold: tuple = ("config.json", "credentials.json")
+    ) -> list:
         """Files under HOME; the files of `may_hold` must be 0600 and may hold tokens, as
         the backups of both files may; none may hold a token of `never_on_disk`."""
         found = []
@@ -197,8 +222,11 @@ class Session:
                     assert stat.S_IMODE(os.stat(path).st_mode) == 0o600, rel
                 kept = rel in (os.path.join(".rexec", n) for n in may_hold)
                 if kept or name.startswith(("config.json.corrupt-", "credentials.json.corrupt-")):
-                    found += [f"{rel}: {self.secrets[t]} (never to be written)"
-                              for t in never_on_disk if t.encode() in data]
+                    found += [
+                        f"{rel}: {self.secrets[t]} (never to be written)"
+                        for t in never_on_disk
+                        if t.encode() in data
+                    ]
                     continue
                 found += [f"{rel}: {x}" for x in self.leaks_in(data)]
         return found
@@ -211,8 +239,9 @@ def credential_query(svc, **extra: str) -> str:
 
 
 @pytest.mark.parametrize("kind", ["api", "jwt"])
-def test_tokens_show_only_on_the_password_line_of_get(standin, home, config_path, kind,
-                                                      record_property):
+def test_tokens_show_only_on_the_password_line_of_get(
+    standin, home, config_path, kind, record_property
+):
     """Figure (per token kind, API token and JWT): 35 command runs, 4 of them held 1 s by
     the service and read live through /proc (over 4,000 samples) — 0 leaks of 6 tokens (5
     minted, 1 malformed; whole or any 16-character slice) in stdout/stderr outside get's
@@ -228,20 +257,40 @@ def test_tokens_show_only_on_the_password_line_of_get(standin, home, config_path
     out = s.run("login --token -", *login, stdin=main, live=True).out
     assert out == "✓ Logged in as johndoe (johndoe@example.com)\n"
     assert "Username: johndoe" in s.run("whoami", "rexec-whoami", live=True).out
-    assert "token_source=config" in s.run("whoami --porcelain", "rexec-whoami",
-                                          "--porcelain").out
-    s.run("credential get", "rexec-credential", "get", stdin=credential_query(standin),
-          prints_password=main)
-    s.run("git-credential-rexec get (empty query)", "git-credential-rexec", "get",
-          prints_password=main)
-    s.run("credential store (what git stores back)", "rexec-credential", "store",
-          stdin=credential_query(standin, username="johndoe", password=main))
+    assert "token_source=config" in s.run("whoami --porcelain", "rexec-whoami", "--porcelain").out
+    s.run(
+        "credential get",
+        "rexec-credential",
+        "get",
+        stdin=credential_query(standin),
+        prints_password=main,
+    )
+    s.run(
+        "git-credential-rexec get (empty query)",
+        "git-credential-rexec",
+        "get",
+        prints_password=main,
+    )
+    s.run(
+        "credential store (what git stores back)",
+        "rexec-credential",
+        "store",
+        stdin=credential_query(standin, username="johndoe", password=main),
+    )
     assert json.loads(config_path.read_text())["token"] == main
-    s.run("credential erase (git after a rejection)", "rexec-credential", "erase",
-          stdin=credential_query(standin, username="johndoe", password=main))
+    s.run(
+        "credential erase (git after a rejection)",
+        "rexec-credential",
+        "erase",
+        stdin=credential_query(standin, username="johndoe", password=main),
+    )
     assert "token" not in json.loads(config_path.read_text())
-    assert s.run("credential get after erase", "rexec-credential", "get",
-                 stdin=credential_query(standin)).out == ""
+    assert (
+        s.run(
+            "credential get after erase", "rexec-credential", "get", stdin=credential_query(standin)
+        ).out
+        == ""
+    )
     s.run("whoami after erase", "rexec-whoami", code=1)
     s.run("login --token - again", *login, stdin=main)
     s.run("logout", "rexec-logout")
@@ -252,22 +301,39 @@ def test_tokens_show_only_on_the_password_line_of_get(standin, home, config_path
     revoked = s.token("the revoked token", "johndoe", kind)
     s.run("login before revocation", *login, stdin=revoked)
     standin.revoke(revoked)
-    assert "Invalid token" in s.run("whoami with a revoked token", "rexec-whoami",
-                                    code=1, live=True).err
-    assert "Invalid token" in s.run("login with a revoked token", *login, stdin=revoked,
-                                    code=1).err
+    assert (
+        "Invalid token"
+        in s.run("whoami with a revoked token", "rexec-whoami", code=1, live=True).err
+    )
+    assert "Invalid token" in s.run("login with a revoked token", *login, stdin=revoked, code=1).err
 
     # Malformed: on stdin, in --token=, and a usage error that carries the token.
     second = s.token("the second token", "johndoe", kind)
     malformed = second[:-4] + "!#%&"
     s.secrets[malformed] = "the malformed token"
-    assert "malformed" in s.run("login --token - malformed", *login, stdin=malformed,
-                                code=1).err
-    assert "malformed" in s.run("login --token=MALFORMED", "rexec-login",
-                                f"--token={malformed}", "--host", url, code=1,
-                                argv_secret=True).err
-    s.run("login --token=TOKEN with a usage error", "rexec-login", f"--token={second}",
-          "--host", url, "--bogus", code=2, argv_secret=True)
+    assert "malformed" in s.run("login --token - malformed", *login, stdin=malformed, code=1).err
+    assert (
+        "malformed"
+        in s.run(
+            "login --token=MALFORMED",
+            "rexec-login",
+            f"--token={malformed}",
+            "--host",
+            url,
+            code=1,
+            argv_secret=True,
+        ).err
+    )
+    s.run(
+        "login --token=TOKEN with a usage error",
+        "rexec-login",
+        f"--token={second}",
+        "--host",
+        url,
+        "--bogus",
+        code=2,
+        argv_secret=True,
+    )
 
     # 5xx: login and whoami give up with exit 3 (3 tries each).
     standin.fail_next(10)
@@ -279,46 +345,87 @@ def test_tokens_show_only_on_the_password_line_of_get(standin, home, config_path
     config_path.write_text(f'{{"host": "{url}", "token": "{second}", "username": "joh')
     assert "is corrupted" in s.run("whoami, corrupted config", "rexec-whoami", code=4).err
     s.run("whoami --porcelain, corrupted config", "rexec-whoami", "--porcelain", code=4)
-    s.run("credential get, corrupted config", "rexec-credential", "get",
-          stdin=credential_query(standin), code=4)
+    s.run(
+        "credential get, corrupted config",
+        "rexec-credential",
+        "get",
+        stdin=credential_query(standin),
+        code=4,
+    )
     assert "moved it to" in s.run("login, corrupted config", *login, stdin=second).err
     assert [p.name for p in config_path.parent.glob("config.json.corrupt-*")]
-    s.run("credential get, after the move", "rexec-credential", "get",
-          stdin=credential_query(standin), prints_password=second)
+    s.run(
+        "credential get, after the move",
+        "rexec-credential",
+        "get",
+        stdin=credential_query(standin),
+        prints_password=second,
+    )
 
     # A corrupted credentials.json that holds a token: readers refuse, a store moves it aside.
     accounts_path = config_path.parent / "credentials.json"
     assert second in accounts_path.read_text()  # the login's account
     accounts_path.write_text(f'{{"version": 1, "accounts": [{{"token": "{second}", "host')
-    assert "is corrupted" in s.run("whoami, corrupted credentials", "rexec-whoami",
-                                   code=4).err
-    s.run("credential get, corrupted credentials", "rexec-credential", "get",
-          stdin=credential_query(standin), code=4)
-    assert "moved it to" in s.run("credential store, corrupted credentials",
-                                  "rexec-credential", "store",
-                                  stdin="protocol=https\nhost=elsewhere.example\n"
-                                        "username=u\npassword=not-a-token\n\n").err
+    assert "is corrupted" in s.run("whoami, corrupted credentials", "rexec-whoami", code=4).err
+    s.run(
+        "credential get, corrupted credentials",
+        "rexec-credential",
+        "get",
+        stdin=credential_query(standin),
+        code=4,
+    )
+    assert (
+        "moved it to"
+        in s.run(
+            "credential store, corrupted credentials",
+            "rexec-credential",
+            "store",
+            stdin="protocol=https\nhost=elsewhere.example\nusername=u\npassword=not-a-token\n\n",
+        ).err
+    )
     assert [p.name for p in config_path.parent.glob("credentials.json.corrupt-*")]
-    s.run("credential get, after that move", "rexec-credential", "get",
-          stdin=credential_query(standin), prints_password=second)
+    s.run(
+        "credential get, after that move",
+        "rexec-credential",
+        "get",
+        stdin=credential_query(standin),
+        prints_password=second,
+    )
 
     # REXEC_TOKEN: used, answered by get, never written.
     env_token = s.token("REXEC_TOKEN's value", "janedoe", kind)
-    assert "token_source=env" in s.run("whoami with REXEC_TOKEN", "rexec-whoami",
-                                       "--porcelain", env_token=env_token, live=True).out
-    s.run("credential get with REXEC_TOKEN", "rexec-credential", "get",
-          stdin=credential_query(standin), env_token=env_token, prints_password=env_token)
-    s.run("credential store of REXEC_TOKEN", "rexec-credential", "store",
-          stdin=credential_query(standin, username="janedoe", password=env_token),
-          env_token=env_token)
-    assert "not stored" in s.run("login --token - with REXEC_TOKEN's value", *login,
-                                 stdin=env_token, env_token=env_token).err
+    assert (
+        "token_source=env"
+        in s.run(
+            "whoami with REXEC_TOKEN", "rexec-whoami", "--porcelain", env_token=env_token, live=True
+        ).out
+    )
+    s.run(
+        "credential get with REXEC_TOKEN",
+        "rexec-credential",
+        "get",
+        stdin=credential_query(standin),
+        env_token=env_token,
+        prints_password=env_token,
+    )
+    s.run(
+        "credential store of REXEC_TOKEN",
+        "rexec-credential",
+        "store",
+        stdin=credential_query(standin, username="janedoe", password=env_token),
+        env_token=env_token,
+    )
+    assert (
+        "not stored"
+        in s.run(
+            "login --token - with REXEC_TOKEN's value", *login, stdin=env_token, env_token=env_token
+        ).err
+    )
     s.run("logout with REXEC_TOKEN", "rexec-logout", env_token=env_token)
     last = s.token("the last token", "johndoe", kind)  # the logout ended `second`'s session
     s.run("login after all that", *login, stdin=last)
 
-    leaks = (s.scan_outputs() + s.scan_processes() + s.scan_service_log()
-             + s.scan_home({env_token}))
+    leaks = s.scan_outputs() + s.scan_processes() + s.scan_service_log() + s.scan_home({env_token})
     assert not leaks, "\n".join(leaks)
     s.run("final logout", "rexec-logout")
     assert not config_path.exists()
@@ -328,13 +435,18 @@ def test_tokens_show_only_on_the_password_line_of_get(standin, home, config_path
     api_requests = [e for e in standin.log if e["path"].startswith("/api/")]
     assert {e["auth"] for e in api_requests} == {kind}  # the token went as a Bearer header
     # Each of the three logouts of a JWT login ended its session; an API token is kept.
-    ended = [e for e in api_requests if e["method"] == "DELETE"
-             and e["path"].startswith("/api/sessions/") and e["status"] == 200]
+    ended = [
+        e
+        for e in api_requests
+        if e["method"] == "DELETE" and e["path"].startswith("/api/sessions/") and e["status"] == 200
+    ]
     assert len(ended) == (3 if kind == "jwt" else 0), ended
-    summary = (f"leakage ({kind}): {len(s.runs)} command runs, "
-               f"{sum(w.samples for w in s.runs)} /proc samples, "
-               f"{len(api_requests)} service requests, {len(s.secrets)} tokens: "
-               "0 leaked, 0 requests elsewhere, 0 tracebacks")
+    summary = (
+        f"leakage ({kind}): {len(s.runs)} command runs, "
+        f"{sum(w.samples for w in s.runs)} /proc samples, "
+        f"{len(api_requests)} service requests, {len(s.secrets)} tokens: "
+        "0 leaked, 0 requests elsewhere, 0 tracebacks"
+    )
     record_property("figures", summary)
     print(summary)
 
@@ -346,8 +458,9 @@ def test_the_process_scanner_sees_a_token_put_in_argv(standin):
     s = Session(standin, None)
     s.secrets[token] = "control"
     env = dict(os.environ, CONTROL=token)
-    w = run_watched("control", [sys.executable, "-c", "import time; time.sleep(0.3)", token],
-                    env=env)
+    w = run_watched(
+        "control", [sys.executable, "-c", "import time; time.sleep(0.3)", token], env=env
+    )
     s.runs.append(w)
     found = s.scan_processes()
     assert any("argv: the whole token of control" in x for x in found), found

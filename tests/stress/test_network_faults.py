@@ -34,8 +34,10 @@ def free_port_url() -> str:
 def snapshot(config_path) -> dict:
     """Both files' bytes (None for a file that is not there)."""
     directory = config_path.parent
-    return {name: (directory / name).read_bytes() if (directory / name).exists() else None
-            for name in ("config.json", "credentials.json")}
+    return {
+        name: (directory / name).read_bytes() if (directory / name).exists() else None
+        for name in ("config.json", "credentials.json")
+    }
 
 
 @pytest.fixture
@@ -71,8 +73,9 @@ def api_calls(standin) -> list:
 def test_login_token_under_fault(standin, config_path, logged_in, fault):
     standin.clear_log()
     host = arrange(standin, fault)
-    result = run_bin("rexec-login", "--token", "-", "--host", host,
-                     stdin=standin.mint_api_token("johndoe"))
+    result = run_bin(
+        "rexec-login", "--token", "-", "--host", host, stdin=standin.mint_api_token("johndoe")
+    )
     check(result, standin, fault, config_path, logged_in)
 
 
@@ -89,17 +92,21 @@ def test_whoami_under_fault(standin, config_path, logged_in, fault, monkeypatch)
     check(result, standin, fault, config_path, logged_in)
 
 
-@pytest.mark.parametrize("command, argv", [
-    ("login", ["--token", "-"]),
-    ("whoami", []),
-])
+@pytest.mark.parametrize(
+    "command, argv",
+    [
+        ("login", ["--token", "-"]),
+        ("whoami", []),
+    ],
+)
 def test_delay_past_the_read_timeout(standin, config_path, logged_in, monkeypatch, command, argv):
     monkeypatch.setattr("rexec_credential.api.READ_TIMEOUT", 0.2)
     monkeypatch.setattr("rexec_credential.api.BACKOFF", (0.01, 0.01))
     standin.clear_log()
     standin.delay_next(100, 1.0)
-    result = call(command, [*argv, "--host", standin.url],
-                  stdin=standin.mint_api_token("johndoe").encode())
+    result = call(
+        command, [*argv, "--host", standin.url], stdin=standin.mint_api_token("johndoe").encode()
+    )
     assert result.code == 3 and "did not answer in time" in result.err
     assert result.err.count("\n") == 1
     assert snapshot(config_path) == logged_in
@@ -130,8 +137,9 @@ def test_logout_of_a_jwt_login_under_fault(standin, config_path, fault):
     standin.clear_log()
     result = run_bin("rexec-logout")
     assert result.code == 0, result
-    assert result.out == f"✓ Logged out janedoe (jane@example.com) on {host} " \
-                         "(1 other login remains)\n", result
+    assert (
+        result.out == f"✓ Logged out janedoe (jane@example.com) on {host} (1 other login remains)\n"
+    ), result
     assert result.err.count("\n") == 1 and "Traceback" not in result.err, result
     assert result.err.startswith("warning: could not end the session of janedoe"), result
     assert result.err.endswith(f"it may still be live: end it at {host}/settings\n"), result
@@ -183,10 +191,16 @@ def test_a_service_that_never_answers_is_given_up_within_40_seconds(silent_servi
 
     monkeypatch.setenv("REXEC_TOKEN", "rexec_" + "a" * 64)
     started = time.monotonic()
-    procs = [subprocess.Popen([str(BIN_DIR / name), *argv, "--host", silent_service],
-                              stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True)
-             for name, argv in (("rexec-whoami", []), ("rexec-login", ["--token", "-"]))]
+    procs = [
+        subprocess.Popen(
+            [str(BIN_DIR / name), *argv, "--host", silent_service],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for name, argv in (("rexec-whoami", []), ("rexec-login", ["--token", "-"]))
+    ]
     for proc in procs:
         proc.stdin.write("rexec_" + "b" * 64)
         proc.stdin.close()

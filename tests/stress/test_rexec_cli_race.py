@@ -52,8 +52,12 @@ MIMIC = REPO / "tests" / "rexec_cli.py"
 # The two logins the mimic's loop saves (tests/rexec_cli.py).
 MIMIC_LOGINS = {("cli-one", "rexec_" + "c1" * 32), ("cli-two", "rexec_" + "c2" * 32)}
 MIMIC_HOST = "https://rexec.pipeops.io"
-BEFORE = {"protocol": "https", "host": "before.example", "username": "pre",
-          "password": "pre-race-secret"}
+BEFORE = {
+    "protocol": "https",
+    "host": "before.example",
+    "username": "pre",
+    "password": "pre-race-secret",
+}
 
 
 def request(record: dict, keys=("protocol", "host", "username", "password")) -> bytes:
@@ -85,8 +89,13 @@ class Tally:
         self.problems: list = []
 
     def run(self, argv: list, stdin: bytes, env: dict) -> subprocess.CompletedProcess:
-        proc = subprocess.run([str(BIN_DIR / argv[0]), *argv[1:]], input=stdin,
-                              capture_output=True, env=env, timeout=60)
+        proc = subprocess.run(
+            [str(BIN_DIR / argv[0]), *argv[1:]],
+            input=stdin,
+            capture_output=True,
+            env=env,
+            timeout=60,
+        )
         self.runs += 1
         self.exits[proc.returncode] = self.exits.get(proc.returncode, 0) + 1
         err = proc.stderr.decode("utf-8", "replace")
@@ -105,8 +114,9 @@ class Tally:
         return self.exits.get(4, 0)
 
 
-def test_our_commands_never_trip_over_the_rexec_cli_saving_in_place(standin, config_path,
-                                                                       record_property):
+def test_our_commands_never_trip_over_the_rexec_cli_saving_in_place(
+    standin, config_path, record_property
+):
     """Figure: for 10 s (60 s with --full) the Rexec CLI mimic saves config.json in place
     thousands of times while get, store, login --token - and whoami run over and over:
     0 exits 4, 0 backups, 0 tracebacks, 0 credentials lost (each answered by get during
@@ -125,15 +135,25 @@ def test_our_commands_never_trip_over_the_rexec_cli_saving_in_place(standin, con
     # Before the race: a credential, and a login on the stand-in for whoami to find.
     assert call("credential", ["store"], stdin=request(BEFORE)).code == 0
     first, token = new_user()
-    assert subprocess.run([str(BIN_DIR / login[0]), *login[1:]], input=token.encode(),
-                          env=env, capture_output=True).returncode == 0
+    assert (
+        subprocess.run(
+            [str(BIN_DIR / login[0]), *login[1:]],
+            input=token.encode(),
+            env=env,
+            capture_output=True,
+        ).returncode
+        == 0
+    )
     ours = {first: token}  # every login we made: user -> token
     started_logins = {first}  # and the ones under way (whoami may see them first)
     stored = [BEFORE]  # every credential a store has confirmed (exit 0)
     lock = threading.Lock()
 
-    mimic = subprocess.Popen([sys.executable, str(MIMIC), "loop", str(directory),
-                              str(SECONDS)], stdout=subprocess.PIPE, text=True)
+    mimic = subprocess.Popen(
+        [sys.executable, str(MIMIC), "loop", str(directory), str(SECONDS)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.monotonic() + 10
     while not mimic_saved(config_path):  # the mimic's first save: the race is on
         assert time.monotonic() < deadline and mimic.poll() is None, "the mimic never saved"
@@ -147,11 +167,13 @@ def test_our_commands_never_trip_over_the_rexec_cli_saving_in_place(standin, con
 
     def get_before() -> None:
         while racing():
-            proc = gets_before.run(["rexec-credential", "get"],
-                                   request(BEFORE, ("protocol", "host")), env)
+            proc = gets_before.run(
+                ["rexec-credential", "get"], request(BEFORE, ("protocol", "host")), env
+            )
             gets_before.expect(
                 (proc.returncode, answer(proc.stdout), proc.stderr) == (0, BEFORE, b""),
-                f"answered {proc.returncode} {proc.stdout!r} {proc.stderr!r}")
+                f"answered {proc.returncode} {proc.stdout!r} {proc.stderr!r}",
+            )
 
     def get_stored() -> None:
         n = 0
@@ -159,21 +181,29 @@ def test_our_commands_never_trip_over_the_rexec_cli_saving_in_place(standin, con
             with lock:
                 record = stored[-1 - n % len(stored)]  # the newest first, then older ones
             n += 1
-            proc = gets_stored.run(["rexec-credential", "get"],
-                                   request(record, ("protocol", "host", "username")), env)
+            proc = gets_stored.run(
+                ["rexec-credential", "get"], request(record, ("protocol", "host", "username")), env
+            )
             gets_stored.expect(
                 (proc.returncode, answer(proc.stdout), proc.stderr) == (0, record, b""),
-                f"{record['host']} answered {proc.returncode} {proc.stdout!r} {proc.stderr!r}")
+                f"{record['host']} answered {proc.returncode} {proc.stdout!r} {proc.stderr!r}",
+            )
 
     def store() -> None:
         n = 0
         while racing():
-            record = {"protocol": "https", "host": f"race{n}.example.com",
-                      "username": f"ru{n}", "password": f"rp{n}-secret"}
+            record = {
+                "protocol": "https",
+                "host": f"race{n}.example.com",
+                "username": f"ru{n}",
+                "password": f"rp{n}-secret",
+            }
             n += 1
             proc = stores.run(["rexec-credential", "store"], request(record), env)
-            stores.expect((proc.returncode, proc.stdout, proc.stderr) == (0, b"", b""),
-                          f"{record['host']}: {proc.returncode} {proc.stderr!r}")
+            stores.expect(
+                (proc.returncode, proc.stdout, proc.stderr) == (0, b"", b""),
+                f"{record['host']}: {proc.returncode} {proc.stderr!r}",
+            )
             if proc.returncode == 0:
                 with lock:
                     stored.append(record)
@@ -185,27 +215,33 @@ def test_our_commands_never_trip_over_the_rexec_cli_saving_in_place(standin, con
                 started_logins.add(user)
             proc = logins.run(login, token.encode(), env)
             said = f"✓ Logged in as {user} ({user}@example.com)\n".encode()
-            logins.expect((proc.returncode, proc.stdout, proc.stderr) == (0, said, b""),
-                          f"{user}: {proc.returncode} {proc.stdout!r} {proc.stderr!r}")
+            logins.expect(
+                (proc.returncode, proc.stdout, proc.stderr) == (0, said, b""),
+                f"{user}: {proc.returncode} {proc.stdout!r} {proc.stderr!r}",
+            )
             if proc.returncode == 0:
                 with lock:
                     ours[user] = token
 
     def whoami() -> None:
         while racing():
-            proc = whoamis.run(["rexec-whoami", "--host", standin.url, "--porcelain"], b"",
-                               env)
+            proc = whoamis.run(["rexec-whoami", "--host", standin.url, "--porcelain"], b"", env)
             lines = answer(proc.stdout)
             with lock:
                 known = set(started_logins)
-            whoamis.expect(proc.returncode == 0 and proc.stderr == b""
-                           and lines.get("username") in known
-                           and lines.get("host") == standin.url,
-                           f"{proc.returncode} {proc.stdout!r} {proc.stderr!r}")
+            whoamis.expect(
+                proc.returncode == 0
+                and proc.stderr == b""
+                and lines.get("username") in known
+                and lines.get("host") == standin.url,
+                f"{proc.returncode} {proc.stdout!r} {proc.stderr!r}",
+            )
 
     started = time.monotonic()
-    threads = [threading.Thread(target=t, daemon=True)
-               for t in (get_before, get_stored, store, log_in, whoami)]
+    threads = [
+        threading.Thread(target=t, daemon=True)
+        for t in (get_before, get_stored, store, log_in, whoami)
+    ]
     for thread in threads:
         thread.start()
     saves = int(mimic.communicate(timeout=SECONDS + 60)[0])
@@ -244,13 +280,15 @@ def test_our_commands_never_trip_over_the_rexec_cli_saving_in_place(standin, con
     assert len(found) == len(ours) + len(theirs), "duplicated accounts"
     assert all(e["status"] == 200 and e["user"] in ours for e in standin.log)
 
-    summary = (f"rexec CLI race: {saves} in-place saves of config.json by the mimic in "
-               f"{elapsed:.1f} s while we ran get {gets_before.runs + gets_stored.runs} times "
-               f"({gets_before.runs} for the credential stored before, every one answered), "
-               f"store {stores.runs}, login --token - {logins.runs}, whoami {whoamis.runs}: "
-               f"{sum(t.corrupted for t in tallies)} exits 4, {len(backups)} backups, "
-               f"0 tracebacks, {len(lost)} of {len(stored)} credentials lost, 0 of "
-               f"{len(ours)} logins lost ({len(theirs)} mimic logins kept as accounts)")
+    summary = (
+        f"rexec CLI race: {saves} in-place saves of config.json by the mimic in "
+        f"{elapsed:.1f} s while we ran get {gets_before.runs + gets_stored.runs} times "
+        f"({gets_before.runs} for the credential stored before, every one answered), "
+        f"store {stores.runs}, login --token - {logins.runs}, whoami {whoamis.runs}: "
+        f"{sum(t.corrupted for t in tallies)} exits 4, {len(backups)} backups, "
+        f"0 tracebacks, {len(lost)} of {len(stored)} credentials lost, 0 of "
+        f"{len(ours)} logins lost ({len(theirs)} mimic logins kept as accounts)"
+    )
     record_property("figures", summary)
     print(summary)
 
@@ -274,24 +312,36 @@ def test_get_answers_the_rexec_cli_login_while_it_saves(config_path, record_prop
     of all single reads find the file empty)."""
     directory = config_path.parent
     env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1")
-    mimic = subprocess.Popen([sys.executable, str(MIMIC), "loop", str(directory),
-                              str(GET_SECONDS)], stdout=subprocess.PIPE, text=True)
+    mimic = subprocess.Popen(
+        [sys.executable, str(MIMIC), "loop", str(directory), str(GET_SECONDS)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.monotonic() + 10
     while not mimic_saved(config_path):
         assert time.monotonic() < deadline and mimic.poll() is None, "the mimic never saved"
         time.sleep(0.001)
     tally = Tally("get (empty request)")
-    expected = [{"protocol": "https", "host": MIMIC_HOST[len("https://"):], "username": user,
-                 "password": token} for user, token in MIMIC_LOGINS]
+    expected = [
+        {
+            "protocol": "https",
+            "host": MIMIC_HOST[len("https://") :],
+            "username": user,
+            "password": token,
+        }
+        for user, token in MIMIC_LOGINS
+    ]
     seen: dict = {}
 
     def get() -> None:
         while mimic.poll() is None:
             proc = tally.run(["rexec-credential", "get"], b"", env)
             found = answer(proc.stdout)
-            tally.expect((proc.returncode, proc.stderr) == (0, b"") and (
-                found in expected or proc.stdout == b""),
-                f"answered {proc.returncode} {proc.stdout!r} {proc.stderr!r}")
+            tally.expect(
+                (proc.returncode, proc.stderr) == (0, b"")
+                and (found in expected or proc.stdout == b""),
+                f"answered {proc.returncode} {proc.stdout!r} {proc.stderr!r}",
+            )
             user = found.get("username", "nothing")
             seen[user] = seen.get(user, 0) + 1
 
@@ -300,16 +350,17 @@ def test_get_answers_the_rexec_cli_login_while_it_saves(config_path, record_prop
     saves = int(mimic.communicate(timeout=GET_SECONDS + 60)[0])
     thread.join(60)
     assert mimic.returncode == 0 and not thread.is_alive()
-    assert not tally.problems, f"{len(tally.problems)} problems:\n" + "\n".join(
-        tally.problems[:20])
+    assert not tally.problems, f"{len(tally.problems)} problems:\n" + "\n".join(tally.problems[:20])
     assert tally.runs >= 10 and not os.path.exists(directory / "credentials.json")
     assert [n for n in os.listdir(directory) if ".corrupt-" in n] == []
     empty = seen.get("nothing", 0)
-    summary = (f"rexec CLI race: {saves} in-place saves by the mimic while get (empty request) "
-               f"ran {tally.runs} times: {tally.runs - empty} answered the mimic's login "
-               f"({seen.get('cli-one', 0)} cli-one, {seen.get('cli-two', 0)} cli-two), "
-               f"{empty} nothing (the file stayed empty for the whole wait), "
-               f"{tally.corrupted} exits 4, 0 wrong answers")
+    summary = (
+        f"rexec CLI race: {saves} in-place saves by the mimic while get (empty request) "
+        f"ran {tally.runs} times: {tally.runs - empty} answered the mimic's login "
+        f"({seen.get('cli-one', 0)} cli-one, {seen.get('cli-two', 0)} cli-two), "
+        f"{empty} nothing (the file stayed empty for the whole wait), "
+        f"{tally.corrupted} exits 4, 0 wrong answers"
+    )
     record_property("figures", summary)
     print(summary)
     assert empty <= EMPTY_AT_MOST * tally.runs, summary
