@@ -230,7 +230,10 @@ def _fields(user: Mapping[str, Any], token: str) -> Profile:
 
 
 def _text(value: object, token: str) -> str | None:
-    return tokens.clean(value, [token]) or None if isinstance(value, str) else None
+    """A text field of the answer, cleaned; None when absent, empty or not a text."""
+    if not isinstance(value, str):
+        return None
+    return tokens.clean(value, [token]) or None
 
 
 def _error_text(body: Mapping[str, Any], token: str) -> str:

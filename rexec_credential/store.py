@@ -256,8 +256,6 @@ class State:
         return next((a for a in self.accounts if (a.token, a.host) == (token, host)), None)
 
     def _set_active(self, account: Account) -> None:
-        for key in LEGACY_FACTS:
-            self.config.pop(key, None)
         self.config.update(account.config_fields())
         self.config_changed = True
         self.config_removed = False
@@ -276,10 +274,11 @@ class State:
     def _renew(self, account: Account, active: bool, new: Query, now: float) -> bool:
         """git stored a token, and what it knows of it, for a login's host and user."""
         token = new["password"]
-        expiry = new.get("password_expiry_utc")
-        if expiry is not None and expiry == tokens.expiry(token):
-            expiry = None  # the JWT says it already
-        facts = (token, expiry, new.get("oauth_refresh_token", ""))
+        facts = (
+            token,
+            _own_expiry(new.get("password_expiry_utc"), token),
+            new.get("oauth_refresh_token", ""),
+        )
         changed = False
         if active:
             if self.config.get("token") != token:
@@ -311,7 +310,7 @@ class State:
         changed = len(self.accounts) != before
         self.credentials_changed = self.credentials_changed or changed
         if active:
-            for key in ("token", "username", "email", "tier") + LEGACY_FACTS:
+            for key in ("token", "username", "email", "tier"):
                 self.config.pop(key, None)
             self.config_changed = changed = True
         return changed
@@ -331,13 +330,18 @@ class State:
             self.config_changed = self.credentials_changed = True
             active = Account.from_config(self.config)
             if active is not None and active.token not in self.keep_out:
-                active.stored_expiry = records.expiry_value(facts.get("password_expiry_utc"))
+                active.stored_expiry = _own_expiry(
+                    records.expiry_value(facts.get("password_expiry_utc")), active.token
+                )
                 refresh = facts.get("oauth_refresh_token")
                 active.refresh_token = refresh if isinstance(refresh, str) else ""
-                if active.stored_expiry == tokens.expiry(active.token):
-                    active.stored_expiry = None
                 self.accounts = [a for a in self.accounts if a.token != active.token]
                 self.accounts.insert(0, active)
+
+
+def _own_expiry(expiry: int | None, token: str) -> int | None:
+    """An expiry worth keeping beside the token: not the one a JWT says itself."""
+    return None if expiry is not None and expiry == tokens.expiry(token) else expiry
 
 
 def _list(value: object) -> list[Any]:

@@ -1,4 +1,4 @@
-"""Host URL normalisation and the plain-http refusal (SPEC §3, §4)."""
+"""Host URL normalisation and the plain-http refusal (docs/contract.md §4)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""rexec-login's browser flow (SPEC §4, issue 3) against the stand-in service.
+"""rexec-login's browser flow (docs/contract.md §5) against the stand-in service.
 
 In-process tests run cli.main with a Context whose open_browser clicks through the
 stand-in's pages from a thread (rexec_credential.testing.scripted_browser), firing

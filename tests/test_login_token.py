@@ -1,4 +1,4 @@
-"""rexec-login --token (SPEC §4): validate, store, messages, exit codes."""
+"""rexec-login --token (docs/contract.md §5): validate, store, messages, exit codes."""
 
 from __future__ import annotations
 

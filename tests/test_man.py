@@ -1,5 +1,5 @@
-"""The man pages (issue 5, SPEC §5): they render, lint clean, match the docopt usage,
-and `pip install` puts them where man(1) finds them.
+"""The man pages (one per executable, docs/contract.md §1): they render, lint clean, match
+the docopt usage, and `pip install` puts them where man(1) finds them.
 
 The pages are hand-written man(7) roff in man/. The checks run on a copy laid out as
 installed (<tree>/man1/<page>.1), so that the `.so man1/rexec-credential.1` page

@@ -1,4 +1,4 @@
-"""TLS: verification is always on, and REQUESTS_CA_BUNDLE names a private CA (SPEC/issue 2)."""
+"""TLS: verification is always on; REQUESTS_CA_BUNDLE names a private CA (docs/contract.md §4)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Token formats (SPEC §2): classification, JWT expiry, redaction."""
+"""Token formats (docs/contract.md §2): classification, JWT expiry, redaction."""
 
 from __future__ import annotations
 

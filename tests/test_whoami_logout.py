@@ -1,4 +1,4 @@
-"""rexec-whoami and rexec-logout (SPEC §4)."""
+"""rexec-whoami and rexec-logout (docs/contract.md §5)."""
 
 from __future__ import annotations
 

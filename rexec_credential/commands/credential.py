@@ -109,13 +109,8 @@ def _erase(request: Query, ctx: Context) -> None:
 def _set_up_git(operation: str, args: Args, ctx: Context) -> int:
     """configure / unconfigure: git's use of this helper for one Rexec host."""
     from .. import gitsetup
-    from ..errors import StorageError
-    from ..store import State
 
-    try:
-        state = ctx.storage.load()
-    except StorageError:
-        state = State()  # the host can still come from --host or REXEC_HOST
+    state = ctx.storage.load_lenient()[0]  # a corrupted file: the host may come from elsewhere
     url = precedence.effective_host(state, ctx.env, args.get("--host"))[0]
     scope = "--system" if args.get("--system") else "--local" if args.get("--local") else "--global"
     git = gitsetup.GitConfig(scope, ctx.env)

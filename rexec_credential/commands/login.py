@@ -39,15 +39,15 @@ from urllib.parse import quote
 from .. import hosts, tokens
 from ..accounts import Account, listing
 from ..callback import CallbackServer
-from ..errors import AuthError, RexecError, StorageError, UsageError
+from ..errors import AuthError, RexecError, UsageError
 from ..precedence import effective_host
-from ..store import State
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from ..accounts import Login
     from ..api import Profile
     from ..context import Args, Context
+    from ..store import State
 
 
 def run(args: Args, ctx: Context) -> int:
@@ -64,11 +64,8 @@ def run(args: Args, ctx: Context) -> int:
 
 
 def _effective_host(option: str | None, ctx: Context) -> str:
-    try:
-        state = ctx.storage.load()
-    except StorageError:
-        state = State()  # a corrupted file is moved aside when the login is written
-    return effective_host(state, ctx.env, option)[0]
+    # A corrupted file counts as empty here; it is moved aside when the login is written.
+    return effective_host(ctx.storage.load_lenient()[0], ctx.env, option)[0]
 
 
 def _token_argument(value: str, ctx: Context) -> str:
@@ -331,7 +328,7 @@ def _report(ctx: Context, attempt: _Attempt) -> int:
 
 
 def _manual_login(ctx: Context, host: str, exc: OSError) -> int:
-    """No callback server: the seed's manual steps, then a pasted API token."""
+    """No callback server: the Rexec CLI's manual steps, then a pasted API token."""
     ctx.warn(f"Couldn't start local server: {(exc.strerror or str(exc)).lower()}")
     ctx.warn(PORT_HINT)
     ctx.out()

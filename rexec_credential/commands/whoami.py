@@ -191,7 +191,7 @@ def _porcelain(value: object) -> str:
 
 
 def _block(ctx: Context, login: _Login, single: bool) -> None:
-    """The seed's block, with the token's source, kind and expiry (and, with --all, state)."""
+    """The Rexec CLI's block, with the token's source, kind and expiry (and, with --all, state)."""
     facts = login.facts()
     marks = [
         m
