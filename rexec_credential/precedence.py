@@ -32,7 +32,7 @@ ENV_HOST = "REXEC_HOST"
 class Resolved:
     """The effective host and token, with their sources."""
 
-    __slots__ = ("host", "host_source", "token", "token_source", "account")
+    __slots__ = ("host", "host_source", "token", "token_source", "account", "active")
 
     def __init__(
         self,
@@ -47,6 +47,7 @@ class Resolved:
         self.token = token
         self.token_source = token_source  # "env", "config" (either file) or None
         self.account = account  # the stored login the token belongs to, when it is one
+        self.active = False  # whether that login is the active one (config.json's)
 
 
 def kept_out(env: Mapping[str, str]) -> tuple[str, ...]:
@@ -89,11 +90,11 @@ def resolve(
     if env.get(ENV_TOKEN):
         resolved.token, resolved.token_source = env[ENV_TOKEN], "env"
         return resolved
-    candidates = [account for account, _ in state.select(host, None)]
-    candidates.sort(key=lambda account: account.expired(now))  # stable: the active one first
+    candidates = state.select(host, None)
+    candidates.sort(key=lambda login: login[0].expired(now))  # stable: the active one first
     if candidates:
-        resolved.token, resolved.token_source = candidates[0].token, "config"
-        resolved.account = candidates[0]
+        resolved.account, resolved.active = candidates[0]
+        resolved.token, resolved.token_source = resolved.account.token, "config"
         return resolved
     protocol, hostport = hosts.git_parts(host)
     stored = state.find({"protocol": protocol, "host": hostport}, now)

@@ -396,3 +396,12 @@ def test_get_answers_each_account_of_the_host_by_username(standin, two):
         asked = f"protocol=http\nhost={host}\n" + (f"username={user}\n" if user else "")
         result = run_bin("rexec-credential", "get", stdin=asked)
         assert f"password={token}\n" in result.out, (user, result)
+
+
+def test_whoami_of_a_stored_login_that_is_not_the_active_one(standin, two, config_path):
+    result = run_bin("rexec-whoami", "--host", standin.url)  # the active one: janedoe
+    assert "Token:    API token from the config file" in result.out
+    run_bin("rexec-logout", "--local")  # johndoe's JWT login remains, not active
+    result = run_bin("rexec-whoami", "--host", standin.url)
+    assert result.code == 0 and "Username: johndoe" in result.out
+    assert "Token:    JWT from credentials.json" in result.out

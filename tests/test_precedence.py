@@ -130,3 +130,10 @@ def test_rexec_token_username_and_expiry():
     assert (
         precedence.env_answer({}, State(), {"REXEC_TOKEN": ENV}, NOW)["username"] == "x-rexec-token"
     )
+
+
+def test_resolve_says_whether_the_token_is_the_active_logins():
+    assert precedence.resolve(state(), {}, None, NOW).active is True
+    on_staging = precedence.resolve(state(), {"REXEC_HOST": STAGING}, None, NOW)
+    assert (on_staging.account.username, on_staging.active) == ("ci", False)
+    assert precedence.resolve(state(), {"REXEC_TOKEN": ENV}, None, NOW).active is False

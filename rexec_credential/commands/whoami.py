@@ -113,11 +113,8 @@ def run(args: Args, ctx: Context) -> int:
         raise AuthError(NOT_LOGGED_IN.format(where=where))
     tokens.classify(login.token)  # a malformed token is refused before any request
     account = login.account or Account(login.host, "", login.token)
-    source = login.token_source or "config"
-    if source == "config" and login.account is not None:
-        active = state.active()
-        source = "config" if active and active.token == account.token else "credentials"
-    shown = _Login(account, source, source == "config")
+    source = "env" if login.token_source == "env" else "config" if login.active else "credentials"
+    shown = _Login(account, source, login.active)
     shown.check(ctx, ctx.clock(), contain=False)
     if shown.error is not None:
         raise AuthError(f"Error: {shown.error}")
@@ -216,7 +213,7 @@ def _source(login: _Login) -> str:
     return {
         "env": "REXEC_TOKEN",
         "config": "the config file",
-        "credentials": "the stored accounts",
+        "credentials": "credentials.json",
     }[login.source]
 
 
