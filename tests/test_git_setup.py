@@ -5,6 +5,7 @@ git config exactly as it was."""
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 
 import pytest
@@ -35,6 +36,24 @@ def helpers_of(url: str, *scope: str, cwd=None) -> list:
         cwd=cwd,
     )
     return proc.stdout.split("\n")[:-1]
+
+
+def asked(url: str) -> list:
+    """The helpers git really runs for url, in order: `git credential fill`, traced (it reads
+    every config file, both global ones included, as a clone would)."""
+    env = {k: v for k, v in os.environ.items() if k not in ("SSH_ASKPASS", "DISPLAY")}
+    proc = subprocess.run(
+        ["git", "credential", "fill"],
+        input=f"url={url}/repo.git\n\n",
+        capture_output=True,
+        text=True,
+        env=dict(env, GIT_TRACE="1", GIT_TERMINAL_PROMPT="0"),
+        timeout=30,
+    )
+    return re.findall(r"run_command: '?git credential-(\S+)", proc.stderr)
+
+
+HOST = "https://rexec.pipeops.io"
 
 
 @pytest.fixture
@@ -148,3 +167,239 @@ def test_without_configure_the_helper_for_every_host_would_answer(
     (home / ".gitconfig").write_text("[credential]\n\thelper = store\n")
     clone(git_server, tmp_path, git_world, helper=False, check=False)
     assert ("stale", 401) in git_server.statuses()
+
+
+def round_trip(path, *options: str) -> None:
+    """configure then unconfigure: both succeed, and path is byte for byte as it was."""
+    before = path.read_bytes()
+    configured = run_bin("rexec-credential", "configure", *options)
+    assert (configured.code, configured.err) == (0, ""), configured
+    assert path.read_bytes() != before
+    undone = run_bin("rexec-credential", "unconfigure", *options)
+    assert (undone.code, undone.err) == (0, ""), undone
+    assert "no longer" in undone.out
+    assert path.read_bytes() == before
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        EXISTING.rstrip("\n"),
+        EXISTING + f'[credential "{HOST}"]\n\tusername = johndoe',
+        EXISTING + "# the end, no newline",
+        "",
+    ],
+    ids=["other-sections", "own-section-last", "comment-last", "empty"],
+)
+def test_a_file_without_a_final_newline_is_restored_without_one(gitconfig, text):
+    gitconfig.write_bytes(text.encode())
+    before = gitconfig.read_bytes()
+    assert run_bin("rexec-credential", "configure").code == 0
+    assert helpers_of(HOST) == ["", "rexec"]
+    assert asked(HOST) == ["rexec"]
+    assert run_bin("rexec-credential", "unconfigure").code == 0
+    assert gitconfig.read_bytes() == before
+
+
+def test_crlf_line_ends_are_kept(gitconfig):
+    gitconfig.write_bytes(EXISTING.replace("\n", "\r\n").encode())
+    before = gitconfig.read_bytes()
+    assert run_bin("rexec-credential", "configure").code == 0
+    assert b"\n" not in gitconfig.read_bytes().replace(b"\r\n", b"")  # no bare LF added
+    assert helpers_of(HOST) == ["", "rexec"]
+    assert run_bin("rexec-credential", "unconfigure").code == 0
+    assert gitconfig.read_bytes() == before
+
+
+@pytest.mark.parametrize(
+    "own",
+    [["", "store"], ["rexec"], ["store", ""]],
+    ids=["reset-then-store", "rexec-alone", "store-then-reset"],
+)
+def test_configure_keeps_the_persons_own_helpers_and_unconfigure_removes_only_its_two(
+    gitconfig, own
+):
+    values = "".join(f"\thelper = {value}\n" if value else "\thelper =\n" for value in own)
+    gitconfig.write_text(EXISTING + f'[credential "{HOST}"]\n{values}')
+    before = gitconfig.read_bytes()
+    assert run_bin("rexec-credential", "configure").code == 0
+    assert helpers_of(HOST) == [*own, "", "rexec"]
+    assert asked(HOST) == ["rexec"]  # the reset after the person's helpers: only rexec
+    assert run_bin("rexec-credential", "unconfigure").code == 0
+    assert gitconfig.read_bytes() == before
+    assert helpers_of(HOST) == own
+
+
+def test_the_persons_own_reset_is_still_there_after_unconfigure(gitconfig):
+    gitconfig.write_text(EXISTING + f'[credential "{HOST}"]\n\thelper =\n\thelper = store\n')
+    assert asked(HOST) == ["store"]
+    round_trip(gitconfig)
+    assert helpers_of(HOST) == ["", "store"]
+    assert asked(HOST) == ["store"]  # not cache: the person's reset still applies
+
+
+def test_unconfigure_undoes_every_configure_and_keeps_what_came_between(gitconfig, tmp_path):
+    """configure, then the person adds a helper for the host with git (after rexec, so
+    configure adds its two values again): unconfigure removes both pairs, nothing else."""
+    assert run_bin("rexec-credential", "configure").code == 0
+    subprocess.run(["git", "config", "--global", "--add", f"credential.{HOST}.helper", "store"])
+    assert asked(HOST) == ["rexec", "store"]
+    assert run_bin("rexec-credential", "configure").code == 0
+    assert asked(HOST) == ["rexec"]
+    assert run_bin("rexec-credential", "unconfigure").code == 0
+    assert helpers_of(HOST) == ["store"]
+    assert asked(HOST) == ["cache", "store"]
+    expected = tmp_path / "expected"  # what git alone would have made of the file
+    expected.write_text(EXISTING)
+    subprocess.run(["git", "config", "--file", str(expected), f"credential.{HOST}.helper", "store"])
+    assert gitconfig.read_text() == expected.read_text()
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        EXISTING + f'[credential "{HOST}"]\n\t# my note\n',
+        f'[credential "{HOST}"]\n\t# my note\n' + EXISTING,
+        EXISTING + f'[credential "{HOST}"]\n',
+        EXISTING + f'[credential "{HOST}"]\n\n; a note\n\n',
+        EXISTING + f'[credential "{HOST}"] # a note\n',
+    ],
+    ids=["comment-last", "comment-first", "bare-header", "blank-lines", "comment-on-header"],
+)
+def test_a_section_holding_only_a_comment_or_nothing_keeps_it(gitconfig, text):
+    gitconfig.write_text(text)
+    configured = run_bin("rexec-credential", "configure")
+    assert configured.code == 0
+    assert helpers_of(HOST) == ["", "rexec"]
+    assert asked(HOST) == ["rexec"]
+    assert run_bin("rexec-credential", "unconfigure").code == 0
+    assert gitconfig.read_text() == text
+
+
+@pytest.fixture(params=["default", "XDG_CONFIG_HOME"])
+def xdg_config(request, home, tmp_path, monkeypatch):
+    """The XDG global git config file ($XDG_CONFIG_HOME/git/config, else
+    ~/.config/git/config), holding EXISTING; no ~/.gitconfig."""
+    if request.param == "default":
+        path = home / ".config" / "git" / "config"
+    else:
+        monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
+        path = tmp_path / "xdg" / "git" / "config"
+    path.parent.mkdir(parents=True)
+    path.write_text(EXISTING)
+    return path
+
+
+def test_configure_writes_where_git_does_and_unconfigure_finds_it_there(xdg_config, home):
+    """git writes the global config to the XDG file when there is no ~/.gitconfig; the person
+    then creates ~/.gitconfig, which git reads after it: unconfigure still undoes configure."""
+    assert asked(HOST) == ["cache"]
+    assert run_bin("rexec-credential", "configure").code == 0
+    assert not (home / ".gitconfig").exists()
+    assert helpers_of(HOST) == ["", "rexec"]
+    assert asked(HOST) == ["rexec"]
+    gitconfig = home / ".gitconfig"
+    gitconfig.write_text("[user]\n\tname = Someone Else\n")
+    assert asked(HOST) == ["rexec"]  # git reads both files
+    undone = run_bin("rexec-credential", "unconfigure")
+    assert (undone.code, undone.err) == (0, "")
+    assert "no longer" in undone.out
+    assert xdg_config.read_text() == EXISTING
+    assert gitconfig.read_text() == "[user]\n\tname = Someone Else\n"
+    assert asked(HOST) == ["cache"]
+    nothing = run_bin("rexec-credential", "unconfigure")
+    assert nothing.code == 0 and "nothing to remove" in nothing.out
+
+
+def test_configure_reads_both_global_files_to_say_already(xdg_config, home):
+    assert run_bin("rexec-credential", "configure").code == 0
+    configured = xdg_config.read_bytes()
+    gitconfig = home / ".gitconfig"
+    gitconfig.write_text("[user]\n\tname = Someone Else\n")
+    again = run_bin("rexec-credential", "configure")
+    assert again.code == 0 and "already" in again.out
+    assert gitconfig.read_text() == "[user]\n\tname = Someone Else\n"
+    assert xdg_config.read_bytes() == configured
+
+
+def test_unconfigure_undoes_configure_in_both_global_files(xdg_config, home):
+    """configure once per file (before and after ~/.gitconfig overrode an earlier
+    setting): unconfigure undoes both."""
+    assert run_bin("rexec-credential", "configure").code == 0
+    gitconfig = home / ".gitconfig"
+    gitconfig.write_text("[credential]\n\thelper = store\n")  # read after the XDG file
+    assert asked(HOST) == ["rexec", "store"]
+    assert run_bin("rexec-credential", "configure").code == 0
+    assert asked(HOST) == ["rexec"]
+    assert run_bin("rexec-credential", "unconfigure").code == 0
+    assert xdg_config.read_text() == EXISTING
+    assert gitconfig.read_text() == "[credential]\n\thelper = store\n"
+
+
+def test_what_the_earlier_release_wrote_with_git_config_is_recognised(gitconfig):
+    """It ran `git config --global --add` twice (git writes `helper = ` with a blank)."""
+    for value in ("", "rexec"):
+        subprocess.run(["git", "config", "--global", "--add", f"credential.{HOST}.helper", value])
+    again = run_bin("rexec-credential", "configure")
+    assert again.code == 0 and "already" in again.out
+    undone = run_bin("rexec-credential", "unconfigure")
+    assert undone.code == 0 and "no longer" in undone.out
+    assert gitconfig.read_text() == EXISTING
+
+
+def test_a_host_url_with_a_path(gitconfig):
+    url = "https://git.example.com/rexec/api"
+    round_trip(gitconfig, "--host", url)
+    assert run_bin("rexec-credential", "configure", "--host", url + "/").code == 0
+    assert helpers_of(url) == ["", "rexec"]
+    assert helpers_of("https://git.example.com") == []
+    assert asked(url) == ["rexec"]
+
+
+def test_a_symlinked_gitconfig_stays_a_symlink(home, tmp_path):
+    """Dotfile managers link ~/.gitconfig into a repository: the target is edited, as git
+    does, and the link kept."""
+    target = tmp_path / "dotfiles" / "gitconfig"
+    target.parent.mkdir()
+    target.write_text(EXISTING)
+    (home / ".gitconfig").symlink_to(target)
+    round_trip(target)
+    assert (home / ".gitconfig").is_symlink()
+
+
+def test_includes_and_continuation_lines_are_left_alone(gitconfig, tmp_path):
+    included = tmp_path / "included"
+    included.write_text(f'[credential "{HOST}"]\n\thelper = store\n')
+    gitconfig.write_text(
+        f"[include]\n\tpath = {included}\n"
+        + EXISTING
+        + '[alias]\n\tlg = "log --graph \\\n\t\t--oneline" ; see git-log(1)\n'
+    )
+    round_trip(gitconfig)
+    assert included.read_text() == f'[credential "{HOST}"]\n\thelper = store\n'
+
+
+def test_a_config_locked_by_git_is_left_alone_exit_4(gitconfig):
+    lock = gitconfig.with_name(".gitconfig.lock")
+    lock.write_text("")
+    result = run_bin("rexec-credential", "configure")
+    assert result.code == 4 and result.err.count("\n") == 1
+    assert gitconfig.read_text() == EXISTING
+    assert lock.read_text() == ""
+
+
+def test_system_scope_restores_a_missing_final_newline(tmp_path, monkeypatch):
+    system = tmp_path / "gitconfig-system"
+    system.write_bytes(b"[core]\n\tautocrlf = input")
+    monkeypatch.setenv("GIT_CONFIG_SYSTEM", str(system))
+    monkeypatch.delenv("GIT_CONFIG_NOSYSTEM")
+    round_trip(system, "--system")
+
+
+def test_local_scope_from_a_subdirectory(tmp_path, monkeypatch):
+    repo = tmp_path / "repo"
+    subprocess.run(["git", "init", "-q", str(repo)], check=True)
+    (repo / "sub").mkdir()
+    monkeypatch.chdir(repo / "sub")
+    config = repo / ".git" / "config"
+    round_trip(config, "--local")
