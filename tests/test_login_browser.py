@@ -270,35 +270,55 @@ def test_token_the_service_rejects_gets_a_failure_page_exit_1_nothing_stored(sta
     assert not config_path.exists()
 
 
+class Opener:
+    """A Context.open_browser that runs `visit(url)` (if given) and records what it got.
+
+    It runs in rexec-login's browser thread, which the login does not wait for: a test
+    reads `results()`, which waits for the thread to have finished, never the list as it
+    happens to be."""
+
+    def __init__(self, visit=None) -> None:
+        self.visit = visit
+        self.urls: list = []
+        self._results: list = []
+        self._done = threading.Event()
+
+    def __call__(self, url: str) -> bool:
+        try:
+            self.urls.append(url)
+            self._results.append(self.visit(url) if self.visit else url)
+        finally:
+            self._done.set()
+        return True
+
+    def results(self, timeout: float = 20) -> list:
+        assert self._done.wait(timeout), "the browser thread did not finish"
+        return self._results
+
+
 def test_service_unreachable_after_the_callback_exits_3(standin, config_path):
     down = f"http://127.0.0.1:{free_port()}"
     token = standin.mint_jwt("johndoe")
-    pages = []
-
-    def open_browser(url):
-        pages.append(scripted_browser.visit(callback_of(url) + "?token=" + token))
-        return True
-
-    result = call(
-        "login", ["--host", down, "--port", "0", "--timeout", "20"], open_browser=open_browser
-    )
+    opener = Opener(lambda url: scripted_browser.visit(callback_of(url) + "?token=" + token))
+    result = call("login", ["--host", down, "--port", "0", "--timeout", "20"], open_browser=opener)
     assert result.code == 3, result
     assert "cannot reach Rexec service" in result.err
-    assert pages[0][0] == 401 and "Login Failed" in pages[0][1]
+    (page,) = opener.results()
+    assert page[0] == 401 and "Login Failed" in page[1]
     assert not config_path.exists()
 
 
 def test_timeout_says_so_exits_1_frees_the_port_stores_nothing(standin, config_path):
     port = free_port()
-    opened = []
+    opener = Opener()
     result = call(
         "login",
         ["--host", standin.url, "--port", str(port), "--timeout", "0.3"],
-        open_browser=lambda url: opened.append(url) or True,
+        open_browser=opener,
     )
     assert result.code == 1
     assert result.err == "Login timed out. Please try again.\n"
-    assert len(opened) == 1
+    assert len(opener.results()) == 1
     assert_port_bindable(port)
     assert not config_path.exists()
 
