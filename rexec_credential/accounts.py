@@ -98,9 +98,10 @@ class Account:
         return record
 
     def describe(self) -> str:
-        """`user (email) on host`, for messages."""
-        who = self.username or "an unnamed login"
-        return f"{who} ({self.email}) on {self.host}" if self.email else f"{who} on {self.host}"
+        """`user (email) on host`, for messages: cleaned, as every stored text shown."""
+        who = tokens.clean(self.username) or "an unnamed login"
+        email = tokens.clean(self.email)
+        return f"{who} ({email}) on {self.host}" if email else f"{who} on {self.host}"
 
     def config_fields(self) -> dict[str, str]:
         """The five fields config.json holds for this login."""

@@ -14,7 +14,7 @@ from urllib.parse import quote
 import requests
 
 from . import __version__, hosts, tokens
-from .errors import ServiceError, TokenRejected
+from .errors import AuthError, ServiceError, TokenRejected
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -94,6 +94,9 @@ class Client:
         budget: float = TOTAL_BUDGET,
         done: tuple[int, ...] = (200,),
     ) -> JsonObject:
+        if not (token.isascii() and token.isprintable()):
+            # No HTTP header can carry it (and http.client's error would quote it).
+            raise AuthError("Invalid token: malformed; " + tokens.VALID_FORMS)
         url = self.host + path
         deadline = self._clock() + budget
         for attempt in range(TRIES):

@@ -29,7 +29,6 @@ if TYPE_CHECKING:
 
     JsonObject = Dict[str, Any]
 
-ELOOP = 40  # O_NOFOLLOW met a symbolic link
 RETRY_PAUSE = 0.005  # seconds between reads of a file that is being rewritten
 RECENT = 1.0  # seconds: a file changed this recently may be mid-write; wait up to this long
 
@@ -180,7 +179,9 @@ def parse(raw: bytes) -> JsonObject | None:
 
 def os_message(what: str, path: str, exc: OSError) -> str:
     """One line for an OSError on one of our paths."""
-    if getattr(exc, "errno", None) == ELOOP:
+    import errno  # only for a failure: not on the `get` path
+
+    if getattr(exc, "errno", None) == errno.ELOOP:  # O_NOFOLLOW met a symbolic link
         return f"{what} {path}: it is a symbolic link; remove it, then run 'rexec-login'"
     return f"{what} {path}: {exc.strerror or exc}"
 

@@ -6,7 +6,8 @@ nowhere else:
 
 - REXEC_TOKEN answers first, for the effective host only, and never for a plain-http
   host that is not loopback (every command refuses to send it there);
-- REXEC_TOKEN's value is never written to disk: it is what `kept_out` gives the store;
+- REXEC_TOKEN is trimmed as a login token is (`tokens.trim`), and that trimmed value is
+  the one never written to disk: it is what `kept_out` gives the store;
 - a stored token is bound to the host it was issued for: with REXEC_HOST elsewhere, the
   config's token is not used (a login stored for that host is);
 - an empty git request (`rexec-credential get </dev/null`) asks for the effective host.
@@ -15,13 +16,13 @@ nowhere else:
 from __future__ import annotations
 
 from . import hosts, records, tokens
-from .errors import RexecError
+from .errors import StorageError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Mapping
 
-    from .accounts import Account
+    from .accounts import Account, Login
     from .records import Query, Record
     from .store import State
 
@@ -50,9 +51,15 @@ class Resolved:
         self.active = False  # whether that login is the active one (config.json's)
 
 
+def env_token(env: Mapping[str, str]) -> str | None:
+    """REXEC_TOKEN, trimmed as a login token is; None when unset or blank."""
+    token = env.get(ENV_TOKEN)
+    return tokens.trim(token) or None if token else None
+
+
 def kept_out(env: Mapping[str, str]) -> tuple[str, ...]:
     """Tokens that must never be written: REXEC_TOKEN's value."""
-    token = env.get(ENV_TOKEN)
+    token = env_token(env)
     return (token,) if token else ()
 
 
@@ -62,22 +69,34 @@ def effective_host(
     """(host URL, where it came from): the option, REXEC_HOST, the config, the default.
 
     A bad --host or REXEC_HOST is the user's usage error; a config `host` that is not a
-    URL counts as no login (accounts.Account.from_config).
+    URL is a storage error whose remedy is rexec-logout (which copes with it).
     """
     if option:
-        return hosts.normalise(option), "option"
+        return hosts.normalise(option, "--host"), "option"
     if env.get(ENV_HOST):
-        return hosts.normalise(env[ENV_HOST]), "env"
+        return hosts.normalise(env[ENV_HOST], ENV_HOST), "env"
     active = state.active()
     if active is not None:
         return active.host, "config"
     configured = state.config.get("host")
-    if isinstance(configured, str) and configured:
-        try:
-            return hosts.normalise(configured), "config"
-        except RexecError:  # a hand-edited host: fall back to the default
-            pass
-    return hosts.DEFAULT_HOST, "default"
+    if configured is None or configured == "":
+        return hosts.DEFAULT_HOST, "default"
+    if not isinstance(configured, str):
+        raise BadStoredHost("it is not text")
+    try:
+        return hosts.normalise(configured), "config"
+    except hosts.InvalidHost as exc:
+        raise BadStoredHost(exc.fault) from None
+
+
+class BadStoredHost(StorageError):
+    """config.json names a host that is not a valid URL (hand-edited, or another tool's)."""
+
+    def __init__(self, fault: str) -> None:
+        super().__init__(
+            f"the host in config.json is not a valid URL ({fault}); "
+            "run 'rexec-logout' to remove that login, then 'rexec-login'"
+        )
 
 
 def resolve(
@@ -87,13 +106,13 @@ def resolve(
     another stored login for that host (an unexpired one first)."""
     host, source = effective_host(state, env, option)
     resolved = Resolved(host, source)
-    if env.get(ENV_TOKEN):
-        resolved.token, resolved.token_source = env[ENV_TOKEN], "env"
+    token = env_token(env)
+    if token:
+        resolved.token, resolved.token_source = token, "env"
         return resolved
-    candidates = state.select(host, None)
-    candidates.sort(key=lambda login: login[0].expired(now))  # stable: the active one first
-    if candidates:
-        resolved.account, resolved.active = candidates[0]
+    login = login_for(state, host, now)
+    if login is not None:
+        resolved.account, resolved.active = login
         resolved.token, resolved.token_source = resolved.account.token, "config"
         return resolved
     protocol, hostport = hosts.git_parts(host)
@@ -101,6 +120,14 @@ def resolve(
     if stored is not None and stored.get("password"):
         resolved.token, resolved.token_source = stored["password"], "config"
     return resolved
+
+
+def login_for(state: State, host: str, now: float) -> Login | None:
+    """The stored login a command uses for host: the active one when it is on that host,
+    else the first unexpired one (else the first)."""
+    candidates = state.select(host, None)
+    candidates.sort(key=lambda login: login[0].expired(now))  # stable: the active one first
+    return candidates[0] if candidates else None
 
 
 def git_query(request: Query, state: State, env: Mapping[str, str]) -> Query:
@@ -113,15 +140,16 @@ def git_query(request: Query, state: State, env: Mapping[str, str]) -> Query:
 
 def env_answer(request: Query, state: State, env: Mapping[str, str], now: float) -> Record | None:
     """REXEC_TOKEN as `get` answers it, if it is set and the request is for its host."""
-    token = env.get(ENV_TOKEN)
-    if not token:
-        return None
+    token = env_token(env)
+    if not token or not token.isprintable():
+        return None  # control characters: no header could carry it, git must not show it
     host = effective_host(state, env)[0]
     if hosts.sends_in_clear(host, env):
         return None  # it would cross the network in clear
     claimed = tokens.jwt_claims(token).get("username")
     # An API token names no user: any username asked for is taken, else the placeholder.
-    if isinstance(claimed, str) and claimed:
+    # A claim with control characters is not passed on to git (which may show it).
+    if isinstance(claimed, str) and claimed and claimed.isprintable():
         username = claimed
     else:
         username = request.get("username", records.PLACEHOLDER_USERNAME)
@@ -135,6 +163,10 @@ def env_answer(request: Query, state: State, env: Mapping[str, str], now: float)
     expires = tokens.expiry(token)
     if expires is not None:
         record["password_expiry_utc"] = expires
-    if records.matches(request, record, host_wide=True) and not records.expired(record, now):
+    if (
+        records.matches(request, record, host_wide=True)
+        and not records.expired(record, now)
+        and records.sendable(record)
+    ):
         return record
     return None

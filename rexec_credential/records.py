@@ -52,6 +52,14 @@ def well_formed(record: object) -> bool:
     )
 
 
+def sendable(record: Query) -> bool:
+    """True when git's protocol can carry every value: a line break or NUL inside one
+    cannot be sent (git itself refuses to), so such a stored login is skipped, not sent."""
+    return not any(
+        isinstance(value, str) and ("\n" in value or "\0" in value) for value in record.values()
+    )
+
+
 def expiry_value(value: object) -> int | None:
     """Unix seconds, or None: git reads 0, or a value that does not parse, as no expiry."""
     if isinstance(value, bool):

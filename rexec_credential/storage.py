@@ -9,8 +9,9 @@ that lock; the Rexec CLI does not take it and rewrites config.json in place, so 
 is replaced only if it still holds what was read (else everything is read and changed
 again), which leaves that program's write in place rather than lose it.
 
-A corrupted file is left where it is unless the change must write it: then it is moved
-aside to a 0600 backup first and the backup named (or, for rexec-logout, removed).
+A corrupted file is left where it is unless the change must write it (or the caller asks,
+as rexec-logout does): then it is moved aside to a 0600 backup first and the backup named.
+Only a file dropped on purpose (rexec-logout --all) is deleted, backups included.
 Directory mode 0700 and file modes 0600 whatever the umask; a directory owned by another
 user is refused for writing.
 """
@@ -37,6 +38,9 @@ CONFIG_NAME = "config.json"
 CREDENTIALS_NAME = "credentials.json"
 LOCK_NAME = CONFIG_NAME + ".lock"  # the name earlier versions lock, so they serialise with us
 SETTLE = 0.1  # seconds an empty or cut-short config.json is read again (the Rexec CLI writing)
+LOCK_WAIT = 10.0  # seconds a writer waits for the lock, as git waits for its config lock
+LOCK_POLL = 0.05  # seconds between tries of a held lock
+BACKUP_MARK = ".corrupt-"  # <file>.corrupt-<UTC time>: a corrupted file moved aside
 ATTEMPTS = 20  # read-change-write rounds when config.json keeps changing under us
 
 
@@ -56,7 +60,11 @@ class Storage:
     """
 
     def __init__(
-        self, directory: str, warn: Callable[[str], None], keep_out: Collection[str] = ()
+        self,
+        directory: str,
+        warn: Callable[[str], None],
+        keep_out: Collection[str] = (),
+        lock_wait: float = LOCK_WAIT,
     ) -> None:
         self.directory = directory
         self.config = JsonFile(os.path.join(directory, CONFIG_NAME), self._inspect, SETTLE)
@@ -65,6 +73,7 @@ class Storage:
         self._warn = warn
         self._warned = False  # the ownership or loose-mode warning: once per command
         self._keep_out = tuple(keep_out)
+        self._lock_wait = lock_wait
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -105,11 +114,12 @@ class Storage:
 
     # -- writing ---------------------------------------------------------------------------
 
-    def update(self, change: Callable[[State], T], remove_corrupted: bool = False) -> T:
+    def update(self, change: Callable[[State], T], set_aside_corrupted: bool = False) -> T:
         """Lock, read both files, let `change` edit the State, write what it changed.
 
-        `remove_corrupted` (rexec-logout): a corrupted file is removed instead of kept.
-        With no directory yet, a change that changes nothing creates nothing.
+        `set_aside_corrupted` (rexec-logout): a corrupted file is moved to its backup even
+        when the change does not write it. With no directory yet, a change that changes
+        nothing creates nothing.
         """
         if not os.path.lexists(self.directory):
             state = State(keep_out=self._keep_out)
@@ -121,14 +131,14 @@ class Storage:
         try:
             for _ in range(ATTEMPTS - 1):
                 try:
-                    return self._round(change, remove_corrupted, check=True)
+                    return self._round(change, set_aside_corrupted, check=True)
                 except Changed:
                     continue  # the Rexec CLI wrote config.json meanwhile: read it again
-            return self._round(change, remove_corrupted, check=False)
+            return self._round(change, set_aside_corrupted, check=False)
         finally:
             os.close(lock)  # closing the descriptor releases the flock
 
-    def _round(self, change: Callable[[State], T], remove_corrupted: bool, check: bool) -> T:
+    def _round(self, change: Callable[[State], T], set_aside_corrupted: bool, check: bool) -> T:
         config, config_raw, config_bad = self._read_for_update(self.config)
         stored, _, stored_bad = self._read_for_update(self.credentials)
         state = State(config, stored, self._keep_out)
@@ -139,7 +149,7 @@ class Storage:
             state.credentials_removed,
             state.credentials_changed,
             lambda: credentials_text(state.stored_object()),
-            remove_corrupted,
+            set_aside_corrupted,
             expect=False,
         )
         self._save(
@@ -148,7 +158,7 @@ class Storage:
             state.config_removed,
             state.config_changed,
             lambda: config_text(state.config_object()),
-            remove_corrupted,
+            set_aside_corrupted,
             expect=(None if config_bad else config_raw) if check else False,
         )
         return result
@@ -160,23 +170,42 @@ class Storage:
         removed: bool,
         changed: bool,
         text: Callable[[], str],
-        remove_corrupted: bool,
+        set_aside_corrupted: bool,
         expect: bytes | None | bool,
     ) -> None:
-        """Remove or replace one file as the change requires; a corrupted one first goes
-        (rexec-logout, or a removal) or is moved aside (a write)."""
-        if bad and (remove_corrupted or removed):
+        """Remove or replace one file as the change requires; a corrupted one is moved aside
+        first (never lost: it may hold other logins), unless it is dropped on purpose."""
+        if removed:
             file.remove()
-            if not removed:
-                self._warn(f"warning: removed the corrupted {file.path}")
-        elif removed:
-            file.remove()
-        elif changed:
-            if bad:
-                self._warn(
-                    f"warning: configuration file was corrupted; moved it to {file.move_aside()}"
-                )
+            return
+        if bad and (changed or set_aside_corrupted):
+            self._warn(
+                f"warning: configuration file was corrupted; moved it to {file.move_aside()}"
+            )
+        if changed:
             file.replace(text(), expect)
+
+    def remove_backups(self) -> int:
+        """Delete every backup of a corrupted file (they may hold tokens); how many."""
+        if not os.path.isdir(self.directory):
+            return 0
+        lock = self._lock()
+        try:
+            removed = 0
+            for name in os.listdir(self.directory):
+                if not name.startswith((CONFIG_NAME + BACKUP_MARK, CREDENTIALS_NAME + BACKUP_MARK)):
+                    continue
+                path = os.path.join(self.directory, name)
+                try:
+                    os.unlink(path)  # never follows a link
+                    removed += 1
+                except IsADirectoryError:
+                    continue  # not a backup we made
+                except OSError as exc:
+                    raise StorageError(os_message("cannot remove", path, exc)) from None
+            return removed
+        finally:
+            os.close(lock)
 
     def _read_for_update(self, file: JsonFile) -> tuple[JsonObject, bytes | None, bool]:
         try:
@@ -232,11 +261,29 @@ class Storage:
                     os.fchmod(fd, 0o600)  # whatever the umask made of it
                 except OSError:
                     pass  # not ours to fix; the lock works all the same
-            fcntl.flock(fd, fcntl.LOCK_EX)
+            self._wait_for_lock(fd, fcntl)
         except BaseException:
             os.close(fd)
             raise
         return fd
+
+    def _wait_for_lock(self, fd: int, fcntl: Any) -> None:
+        """flock, waiting at most `lock_wait` seconds: a stopped process (Ctrl+Z on a
+        `store`) must not hang every later writer, and git with them."""
+        import time
+
+        deadline = time.monotonic() + self._lock_wait
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise StorageError(
+                        f"another process holds {self.lock_path} (a stopped or hung "
+                        "rexec command?); try again when it has finished"
+                    ) from None
+                time.sleep(LOCK_POLL)
 
 
 def config_text(config: Mapping[str, Any]) -> str:

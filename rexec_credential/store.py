@@ -97,10 +97,15 @@ class State:
 
     def find(self, query: Query, now: float) -> Record | None:
         """The first unexpired record that matches a request: the active login, the other
-        accounts, then the credentials git stored."""
+        accounts, then the credentials git stored. A record git's protocol cannot carry (a
+        hand-edited value with a line break) is skipped, as if it were not there."""
         for account, _ in self.logins():
             record = account.record()
-            if records.matches(query, record, host_wide=True) and not records.expired(record, now):
+            if (
+                records.matches(query, record, host_wide=True)
+                and not records.expired(record, now)
+                and records.sendable(record)
+            ):
                 return record
         host, protocol = query.get("host"), query.get("protocol")
         for entry in self.credentials:
@@ -113,7 +118,7 @@ class State:
                 continue
             if records.well_formed(entry) and records.matches(query, entry):
                 answer = _answer(entry)
-                if not records.expired(answer, now):
+                if not records.expired(answer, now) and records.sendable(answer):
                     return answer
         return None
 
@@ -208,16 +213,24 @@ class State:
     def log_out(self, account: Account, active: bool) -> None:
         """Forget a login: its token leaves both files; for the active login config.json
         goes completely."""
-        self.accounts = [a for a in self.accounts if a.token != account.token]
-        kept = [
-            c
-            for c in self.credentials
-            if not (isinstance(c, dict) and c.get("password") == account.token)
-        ]
-        self.credentials_changed = True
-        self.credentials = kept
+        self._drop_token(account.token)
         if active or self.config.get("token") == account.token:
             self.config_removed = True
+
+    def drop_config(self) -> None:
+        """Forget config.json's login whatever it holds (its host may not be a URL at all):
+        its token leaves both files, config.json goes completely."""
+        token = self.config.get("token")
+        if isinstance(token, str) and token:
+            self._drop_token(token)
+        self.config_removed = True
+
+    def _drop_token(self, token: str) -> None:
+        self.accounts = [a for a in self.accounts if a.token != token]
+        self.credentials = [
+            c for c in self.credentials if not (isinstance(c, dict) and c.get("password") == token)
+        ]
+        self.credentials_changed = True
 
     def log_out_everything(self) -> None:
         """Forget every login and every credential: both files go."""

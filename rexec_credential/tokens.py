@@ -25,6 +25,15 @@ VALID_FORMS = (
 )
 
 
+def trim(token: str) -> str:
+    """A token as given (typed, pasted, piped, REXEC_TOKEN): without surrounding white space.
+
+    The one rule for every way a token arrives, so that the value compared with
+    REXEC_TOKEN's (never written) is the value that would be written.
+    """
+    return token.strip()
+
+
 def kind(token: str) -> str | None:
     """Return "api" or "jwt" for a well-formed token, None for anything else."""
     if token.startswith(API_PREFIX):
@@ -97,6 +106,13 @@ _TOKEN_SHAPES = (  # anything that looks like a token, held or not, is masked to
     (r"rexec_[A-Za-z0-9]{8,}", API_PREFIX + "…"),
     (r"eyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]*)?", "eyJ…(jwt)"),
 )
+
+
+def shaped_like_token(text: str) -> bool:
+    """True when text holds anything shaped like a token (what `clean` would mask)."""
+    import re  # not on the `get` hot path: callers look for "rexec_" or "eyJ" first
+
+    return any(re.search(pattern, text) for pattern, _ in _TOKEN_SHAPES)
 
 
 def clean(text: str, secrets: Iterable[str] = (), limit: int = MAX_SHOWN) -> str:

@@ -18,8 +18,8 @@ DOC = Path(__file__).resolve().parent.parent / "docs" / "architecture.md"
 # __init__, for the version). Commands never import each other.
 LAYERS = [
     ["errors"],
-    ["tokens", "hosts", "protocol", "paste", "answer_page"],
-    ["records"],
+    ["tokens", "protocol", "paste", "answer_page"],
+    ["hosts", "records"],
     ["accounts"],
     ["store"],
     ["precedence", "jsonfile"],

@@ -18,6 +18,9 @@ from rexec_credential.errors import UsageError
         ("http://127.0.0.1:8080", "http://127.0.0.1:8080"),
         ("https://example.com:8443/rexec/", "https://example.com:8443/rexec"),
         ("http://[::1]:9000", "http://[::1]:9000"),
+        ("  rexec.example.com:0443 \n", "https://rexec.example.com"),
+        ("https://a-b.example/x/~y;z=1/", "https://a-b.example/x/~y;z=1"),
+        ("https://" + "a" * 63 + ".example", "https://" + "a" * 63 + ".example"),
     ],
 )
 def test_normalise(url, expected):
@@ -40,6 +43,50 @@ def test_normalise_refuses_what_is_not_a_host_url(url):
     with pytest.raises(UsageError) as info:
         hosts.normalise(url)
     assert info.value.exit_code == 2
+
+
+TOKEN = "rexec_" + "Ab3" * 20
+
+
+@pytest.mark.parametrize(
+    "url, fault",
+    [
+        ("https://h:\u00b2", "non-ASCII"),
+        ("https://h:\u0664\u0664\u0663", "non-ASCII"),
+        ("https://h:" + "9" * 5000, "port"),
+        ("https://h:0", "port"),
+        ("https://h:", "port"),
+        ("https://a..example", "empty labels"),
+        ("https://example.", "empty labels"),
+        ("https://" + "a" * 64, "63"),
+        ("https://" + "a." * 127 + "example", "253"),
+        ("https://-a.example", "hyphens"),
+        ("https://a_b.example", "hyphens"),
+        ("https://[::1", "brackets"),
+        ("https://[::1]x", "brackets"),
+        ("https://]h", "brackets"),
+        ("https://[zz]", "IPv6"),
+        ("https://h/a\nb", "control"),
+        ("https://h/a\x00b", "control"),
+        ("https://h/a\tb", "control"),
+        ("https://h/a\x1b[31m", "control"),
+        ("https://h/\u202e", "control"),
+        ('https://h/a"b', "path"),
+        ("https://h/a<b>", "path"),
+        ("", "empty"),
+        (TOKEN, "token"),
+        (f"https://{TOKEN}.example", "token"),
+        (f"https://h/{TOKEN}", "token"),
+        ("https://eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2ln", "token"),
+    ],
+)
+def test_the_one_host_parser_names_the_fault_never_the_value(url, fault):
+    with pytest.raises(hosts.InvalidHost) as info:
+        hosts.normalise(url, "--host")
+    message = info.value.message
+    assert message.startswith("invalid --host: ") and fault in message, message
+    assert url.strip() not in message or not url.strip()
+    assert "\n" not in message and info.value.exit_code == 2
 
 
 def test_git_parts_keep_a_non_default_port():

@@ -65,17 +65,23 @@ def test_an_unexpired_stored_login_before_an_expired_one():
     assert precedence.resolve(alone, {}, None, NOW).token == EXPIRED  # the server says why
 
 
-def test_a_bad_option_or_rexec_host_is_a_usage_error_a_bad_stored_host_is_no_login():
-    with pytest.raises(UsageError):
+def test_a_bad_option_or_rexec_host_is_a_usage_error_a_bad_stored_host_a_storage_error():
+    with pytest.raises(UsageError, match="invalid REXEC_HOST"):
         precedence.resolve(State(), {"REXEC_HOST": "ftp://x"})
-    with pytest.raises(UsageError):
+    with pytest.raises(UsageError, match="invalid --host"):
         precedence.resolve(State(), {}, "https://bad host")
-    found = precedence.resolve(State({"host": "not a url", "token": ACTIVE}), {})
-    assert (found.host, found.token) == (DEFAULT, None)
+    bad = State({"host": "https://h:\u00b2", "token": ACTIVE})
+    with pytest.raises(precedence.BadStoredHost, match="rexec-logout") as caught:
+        precedence.resolve(bad, {})
+    assert caught.value.exit_code == 4
+    # Another host asked for: the stored one does not matter.
+    assert precedence.resolve(bad, {"REXEC_HOST": "https://other.example"}).token is None
 
 
 def test_rexec_token_is_what_must_never_be_written():
     assert precedence.kept_out({"REXEC_TOKEN": ENV}) == (ENV,)
+    assert precedence.kept_out({"REXEC_TOKEN": f" {ENV}\n"}) == (ENV,)  # trimmed, as a login
+    assert precedence.kept_out({"REXEC_TOKEN": "\n"}) == ()
     assert precedence.kept_out({"REXEC_TOKEN": ""}) == ()
     assert precedence.kept_out({}) == ()
 

@@ -205,15 +205,37 @@ def test_a_corrupted_config_json_is_left_alone_by_a_change_to_credentials(box):
     assert read_json(Path(box.credentials.path))["credentials"] == [CRED]
 
 
-def test_remove_corrupted_removes_instead_of_keeping(box, warnings):
+def test_set_aside_corrupted_moves_both_to_backups_and_names_them(box, warnings):
     os.makedirs(box.directory, mode=0o700)
     Path(box.config.path).write_text("garbage")
     Path(box.credentials.path).write_text("\x00garbage")
     os.chmod(box.config.path, 0o600)
     os.chmod(box.credentials.path, 0o600)
-    box.update(lambda state: None, remove_corrupted=True)
+    box.update(lambda state: None, set_aside_corrupted=True)
     assert not os.path.exists(box.config.path) and not os.path.exists(box.credentials.path)
-    assert len(warnings) == 2 and all("removed the corrupted" in w for w in warnings)
+    backups = sorted(n for n in os.listdir(box.directory) if ".corrupt-" in n)
+    assert [b.split(".corrupt-")[0] for b in backups] == ["config.json", "credentials.json"]
+    texts = {Path(box.directory, b).read_text() for b in backups}
+    assert texts == {"garbage", "\x00garbage"}
+    assert all(mode(os.path.join(box.directory, b)) == 0o600 for b in backups)
+    assert len(warnings) == 2
+    for backup in backups:
+        assert sum(os.path.join(box.directory, backup) in w for w in warnings) == 1
+
+
+def test_a_file_dropped_on_purpose_goes_corrupted_or_not_and_backups_on_request(box, warnings):
+    os.makedirs(box.directory, mode=0o700)
+    Path(box.config.path).write_text("garbage")
+    Path(box.config.path + ".corrupt-20260101T000000").write_text("{}")
+    Path(box.credentials.path + ".corrupt-20260101T000000-1").write_text("{}")
+    os.mkdir(box.config.path + ".corrupt-a-directory")  # not one of ours: left alone
+    box.update(lambda state: state.log_out_everything())
+    assert not os.path.exists(box.config.path)
+    assert box.remove_backups() == 2
+    assert os.listdir(box.directory) == [] or set(os.listdir(box.directory)) <= {
+        "config.json.lock",
+        "config.json.corrupt-a-directory",
+    }
 
 
 def test_loose_file_is_warned_about_and_tightened_on_next_write(box, warnings):
@@ -443,8 +465,9 @@ def test_json_nested_past_the_parsers_depth_is_corrupted_not_a_crash(box, name):
     path.chmod(0o600)
     with pytest.raises(StorageError, match="is corrupted"):
         box.load()
-    box.update(lambda state: None, remove_corrupted=True)  # what rexec-logout does
+    box.update(lambda state: None, set_aside_corrupted=True)  # what rexec-logout does
     assert not path.exists()
+    assert [n for n in os.listdir(box.directory) if n.startswith(name + ".corrupt-")]
 
 
 def test_a_split_killed_between_its_renames_keeps_each_credential_once(box):

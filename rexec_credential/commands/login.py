@@ -40,7 +40,7 @@ from .. import hosts, tokens
 from ..accounts import Account, listing
 from ..callback import CallbackServer
 from ..errors import AuthError, RexecError, UsageError
-from ..precedence import effective_host
+from ..precedence import effective_host, env_token
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -70,10 +70,10 @@ def _effective_host(option: str | None, ctx: Context) -> str:
 
 def _token_argument(value: str, ctx: Context) -> str:
     if value != "-":
-        return value.strip()
+        return value
     raw = ctx.stdin.read(65536)
     try:
-        return raw.decode("utf-8").strip()
+        return raw.decode("utf-8")
     except UnicodeDecodeError:
         raise AuthError(
             "Invalid token: standard input is not UTF-8 text; " + tokens.VALID_FORMS
@@ -81,7 +81,12 @@ def _token_argument(value: str, ctx: Context) -> str:
 
 
 def establish(ctx: Context, host: str, token: str) -> Profile:
-    """Check the token's form, validate it with the service, store it as the active login."""
+    """Check the token's form, validate it with the service, store it as the active login.
+
+    Every way a token arrives (argument, stdin, prompt, callback, paste) comes through
+    here and is trimmed by the one rule REXEC_TOKEN is trimmed by.
+    """
+    token = tokens.trim(token)
     kind = tokens.classify(token)  # malformed: refused before any request
     client = ctx.api(host)
     if kind == tokens.API:
@@ -118,14 +123,14 @@ def switch(args: Args, ctx: Context) -> int:
         )
     ctx.storage.update(lambda s: s.switch(target, now))
     ctx.success(f"Switched to {target.describe()}")
-    if ctx.env.get("REXEC_TOKEN"):
+    if env_token(ctx.env):
         ctx.warn("note: REXEC_TOKEN is set in this environment and is used before any stored login")
     return 0
 
 
 def _switch_target(state: State, args: Args, ctx: Context) -> Login:
     """The (account, is_active) to switch to, or UsageError listing the choices."""
-    host = hosts.normalise(args["--host"]) if args["--host"] else None
+    host = hosts.normalise(args["--host"], "--host") if args["--host"] else None
     user = args["--user"]
     if user is None:
         # No user named: the logins on that host; with two, the other one.
@@ -146,8 +151,8 @@ def _switch_target(state: State, args: Args, ctx: Context) -> Login:
 
 
 def _who(profile: Profile) -> str:
-    email = profile["email"]
-    return f"{profile['username']} ({email})" if email else profile["username"]
+    who, email = tokens.clean(profile["username"]), tokens.clean(profile["email"] or "")
+    return f"{who} ({email})" if email else who
 
 
 def _parse_port(value: str) -> int:

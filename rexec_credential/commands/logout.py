@@ -1,6 +1,7 @@
 """Log a Rexec login out: end its session on the server and remove it from this machine.
 
-Without options, the active login: ~/.rexec/config.json is removed completely and the
+Without options, the login of the effective host (REXEC_HOST, else the active login's),
+like every command; for the active login ~/.rexec/config.json is removed completely and the
 login's token leaves ~/.rexec/credentials.json too; other logins and the credentials git
 stored for other hosts stay. A login made in the browser (a JWT) has its session ended on
 the server first, so the token stops working everywhere, also any copy left elsewhere
@@ -16,19 +17,22 @@ Usage:
 Options:
   --host=URL   Log out the stored login for this Rexec server.
   --user=NAME  Log out the stored login of this user.
-  --all        Log out every login and remove every stored credential (both files).
+  --all        Log out every login and remove every stored credential (both files,
+               and the backups of corrupted files, which may hold tokens).
   --local      Do not contact the server: the session stays live until it expires.
   -h, --help   Show this help.
   --version    Show the version.
 
 If the server cannot be reached, the login is removed here all the same and a warning
-says where to end the session by hand. Exit status 0, also when nobody was logged in or
-a file was corrupted (it is removed); 2 when --host/--user match several logins.
+says where to end the session by hand. A corrupted file is moved aside to a backup
+(<file>.corrupt-<UTC time>, named in a warning), never deleted: it may hold other logins.
+Exit status 0, also when nobody was logged in or a file was corrupted; 2 when --host/--user
+match several logins.
 """
 
 from __future__ import annotations
 
-from .. import hosts
+from .. import hosts, precedence, tokens
 from ..accounts import Account, listing
 from ..errors import RexecError, UsageError
 
@@ -44,39 +48,56 @@ SESSION_BUDGET = 10.0  # seconds for the server calls of one logout
 def run(args: Args, ctx: Context) -> int:
     """Choose the logins, end their sessions, remove them, say what happened."""
     state, corrupted = ctx.storage.load_lenient()
-    chosen = _choose(state, args)
+    chosen, unusable = _choose(state, args, ctx)
     if not args["--local"]:
         _end_sessions(ctx, [account for account, _ in chosen])
+    backups = 0
     if args["--all"]:
-        ctx.storage.update(lambda s: s.log_out_everything(), remove_corrupted=True)
-    elif chosen or corrupted:
-        ctx.storage.update(lambda s: _forget(s, chosen), remove_corrupted=True)
-    _report(ctx, args, chosen, state)
-    if ctx.env.get("REXEC_TOKEN"):
+        ctx.storage.update(lambda s: s.log_out_everything())
+        backups = ctx.storage.remove_backups()
+    elif chosen or corrupted or unusable:
+        ctx.storage.update(lambda s: _forget(s, chosen, unusable), set_aside_corrupted=True)
+    _report(ctx, args, chosen, state, backups)
+    if unusable:
+        ctx.warn(
+            "note: config.json's host was not a valid URL: its login was removed here, "
+            "and its token was not revoked on any server"
+        )
+    if precedence.env_token(ctx.env):
         ctx.warn("note: REXEC_TOKEN is still set in this environment; unset it to log out fully")
     return 0
 
 
-def _choose(state: State, args: Args) -> list[Login]:
-    """The (account, is_active) pairs to log out."""
+def _choose(state: State, args: Args, ctx: Context) -> tuple[list[Login], bool]:
+    """The (account, is_active) pairs to log out; and whether config.json's login is one
+    whose host is not a URL (it is removed all the same: logout is the remedy for it)."""
     if args["--all"]:
-        return state.logins()
-    if not (args["--host"] or args["--user"]):
-        active = state.active()
-        return [(active, True)] if active else []
-    host = hosts.normalise(args["--host"]) if args["--host"] else None
+        return state.logins(), False
+    host: str | None = None
+    if not args["--user"]:
+        try:
+            host = precedence.effective_host(state, ctx.env, args["--host"])[0]
+        except precedence.BadStoredHost:
+            return [], True
+        if not args["--host"]:  # the login every other command would use
+            login = precedence.login_for(state, host, ctx.clock())
+            return ([login] if login else []), False
+    else:
+        host = hosts.normalise(args["--host"], "--host") if args["--host"] else None
     found = state.select(host, args["--user"])
     if len(found) > 1:
         raise UsageError(
             "more than one login matches; choose one with --host and --user:\n"
             + "\n".join(listing(found))
         )
-    return found
+    return found, False
 
 
-def _forget(state: State, chosen: list[Login]) -> None:
+def _forget(state: State, chosen: list[Login], unusable: bool) -> None:
     for account, active in chosen:
         state.log_out(account, active)
+    if unusable:
+        state.drop_config()
 
 
 def _end_sessions(ctx: Context, chosen: list[Account]) -> None:
@@ -111,15 +132,20 @@ def _end_sessions(ctx: Context, chosen: list[Account]) -> None:
             )
 
 
-def _report(ctx: Context, args: Args, chosen: list[Login], before: State) -> None:
+def _report(ctx: Context, args: Args, chosen: list[Login], before: State, backups: int) -> None:
     if args["--all"]:
         count = len(chosen)
+        also = (
+            f", and {backups} backup{'s' if backups != 1 else ''} of corrupted files"
+            if backups
+            else ""
+        )
         ctx.success(
             f"Logged out of {count} login{'s' if count != 1 else ''}; "
-            "every stored credential removed"
+            f"every stored credential removed{also}"
         )
     elif not chosen:
-        if args["--host"] or args["--user"]:
+        if args["--host"] or args["--user"] or ctx.env.get(precedence.ENV_HOST):
             ctx.warn("note: no stored login matches; nothing was logged out")
         ctx.success("Logged out")
     else:
@@ -131,8 +157,9 @@ def _report(ctx: Context, args: Args, chosen: list[Login], before: State) -> Non
         ctx.success(f"Logged out {account.describe()}{left}")
     for account, _ in chosen:
         if account.kind == "api":
+            who = tokens.clean(account.username) or account.host
             ctx.warn(
-                f"note: the API token of {account.username or account.host} stays valid "
+                f"note: the API token of {who} stays valid "
                 f"until you revoke it at {account.host}/settings (API Tokens)"
             )
         elif account.session_id and args["--local"]:

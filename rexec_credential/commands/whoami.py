@@ -49,6 +49,7 @@ if TYPE_CHECKING:
 RULE = "─" * 29
 KINDS = {"api": "API token", "jwt": "JWT"}
 NOT_LOGGED_IN = "Not logged in{where}. Run 'rexec-login' first."
+SWITCH_HINT = " Stored logins ('rexec-whoami --all'): 'rexec-login --switch' makes one active."
 VALID, REJECTED, EXPIRED, UNREACHABLE = "valid", "rejected", "expired", "unreachable"
 UNCHECKED = "unchecked"
 
@@ -70,6 +71,8 @@ class _Login:
         """Ask the server (not for a token already known to have expired); a refusal is
         recorded, and so is any other failure when `contain` (else it is raised)."""
         try:
+            if self.account.kind is None:  # refused before any request, as plain whoami does
+                raise TokenRejected(f"Invalid token: malformed; {tokens.VALID_FORMS}", "malformed")
             if self.account.expired(now):
                 raise TokenRejected(
                     f"Invalid token: expired {_when(self.account.expires)}", "token is expired"
@@ -87,13 +90,13 @@ class _Login:
             self.state, self.error = UNREACHABLE, exc.message
 
     def facts(self) -> dict[str, Any]:
-        """The --porcelain/--json keys."""
+        """The --porcelain/--json keys; every text cleaned, whether stored or received."""
         profile = self.profile
         role = "" if profile is None else ("admin" if profile["is_admin"] else "user")
         return {
-            "username": profile["username"] if profile else self.account.username,
-            "email": (profile and profile["email"]) or self.account.email,
-            "tier": (profile and profile["tier"]) or self.account.tier,
+            "username": tokens.clean(profile["username"] if profile else self.account.username),
+            "email": tokens.clean((profile and profile["email"]) or self.account.email),
+            "tier": tokens.clean((profile and profile["tier"]) or self.account.tier),
             "role": role,
             "host": self.account.host,
             "token_source": "env" if self.source == "env" else "config",
@@ -110,8 +113,16 @@ def run(args: Args, ctx: Context) -> int:
     login = precedence.resolve(state, ctx.env, args["--host"], ctx.clock())
     if not login.token:
         where = f" to {login.host}" if login.host_source in ("option", "env") else ""
-        raise AuthError(NOT_LOGGED_IN.format(where=where))
-    tokens.classify(login.token)  # a malformed token is refused before any request
+        message = NOT_LOGGED_IN.format(where=where)
+        if state.accounts:  # config.json gone (or elsewhere), logins stored
+            message += SWITCH_HINT
+        raise AuthError(message)
+    try:
+        tokens.classify(login.token)  # a malformed token is refused before any request
+    except AuthError as exc:
+        if login.token_source != "env":
+            raise
+        raise AuthError(f"{exc.message} (the token comes from REXEC_TOKEN)") from None
     account = login.account or Account(login.host, "", login.token)
     source = "env" if login.token_source == "env" else "config" if login.active else "credentials"
     shown = _Login(account, source, login.active)
@@ -130,7 +141,7 @@ def _all(args: Args, ctx: Context) -> int:
         _Login(account, "config" if active else "credentials", active)
         for account, active in state.logins()
     ]
-    env_token = ctx.env.get(precedence.ENV_TOKEN)
+    env_token = precedence.env_token(ctx.env)
     if env_token:
         host = precedence.effective_host(state, ctx.env)[0]
         logins.insert(0, _Login(Account(host, "", env_token), "env", False))

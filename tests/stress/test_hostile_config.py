@@ -34,7 +34,7 @@ from helpers import jwt
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from rexec_credential import precedence, protocol, records, storage, tokens
+from rexec_credential import hosts, precedence, protocol, records, storage, tokens
 from rexec_credential.accounts import Account
 from rexec_credential.errors import RexecError, StorageError
 from rexec_credential.store import State
@@ -188,6 +188,20 @@ def corrupted(raw: bytes | None) -> bool:
         return True
 
 
+def host_not_a_url(raw: bytes | None) -> bool:
+    """A config.json object whose `host` is there but is no URL (it has no usable login)."""
+    if corrupted(raw) or raw is None or not raw.strip():
+        return False
+    host = json.loads(raw.decode("utf-8")).get("host")
+    if host is None or host == "":
+        return False
+    try:
+        hosts.normalise(host)
+    except (RexecError, AttributeError):  # AttributeError: not a text at all
+        return True
+    return False
+
+
 def earlier_layout(raw: bytes) -> bool:
     """A config.json object with the earlier layout's keys (split on the next write)."""
     return (
@@ -304,8 +318,8 @@ def test_any_objects_in_both_files_give_answers_not_crashes(config, stored, quer
     state = State(json.loads(json.dumps(config)), json.loads(json.dumps(stored)))
     try:
         precedence.resolve(state, {}, None, NOW)
-    except RexecError as exc:  # a usage error is the only one it may report
-        assert exc.exit_code == 2
+    except RexecError as exc:  # a usage error, or config.json's host not being a URL
+        assert exc.exit_code == 2 or isinstance(exc, precedence.BadStoredHost), exc
     logins = state.logins()
     assert all(isinstance(account.token, str) and account.token for account, _ in logins)
     assert sum(active for _, active in logins) <= 1
@@ -397,10 +411,14 @@ def test_credential_commands_on_any_files_exit_as_documented(
     event(f"{operation}: exit {result.code}")
     assert "Traceback" not in result.err
     if operation == "get":
-        assert result.code == (4 if config_bad or stored_bad else 0), result
+        # An empty request asks for the effective host: a config.json host that is no URL
+        # is then reported, as a corrupted file is.
+        asks_effective = not records.erasable(protocol.parse(lines.encode()))
+        bad_host = asks_effective and host_not_a_url(config)
+        assert result.code == (4 if config_bad or stored_bad or bad_host else 0), result
         if result.code:
             assert result.out == "" and result.err.count("\n") == 1, result
-            assert "is corrupted" in result.err
+            assert "is corrupted" in result.err or "rexec-logout" in result.err
         else:
             assert result.err == "", result
             check_protocol_output(result.out)

@@ -678,7 +678,7 @@ def test_things_at_the_backup_names_are_never_written_through(
     a command that must write that file moves it to a fresh 0600 backup (named on stderr)
     and never writes through, into or over what was planted, nor waits on it; readers
     report the corruption (exit 4) and move nothing; a command that need not write it
-    leaves it; logout removes it."""
+    leaves it; logout moves it aside like a writer (it may hold other logins)."""
     plants = planted(how, tmp_path)
     directory = config_path.parent
     path = directory / file
@@ -703,9 +703,7 @@ def test_things_at_the_backup_names_are_never_written_through(
         if name in ("credential get", "whoami"):
             assert result.code == 4 and "is corrupted" in result.err, (label, result)
             assert path.read_bytes() == corrupted and backups == []
-        elif name == "logout":
-            assert result.code == 0 and not path.exists() and backups == [], (label, result)
-        elif name in MOVES[file]:
+        elif name == "logout" or name in MOVES[file]:  # logout never deletes one either
             assert result.code == 0, (label, result)
             assert len(backups) == 1 and backups[0].read_bytes() == corrupted, label
             assert stat.S_ISREG(os.lstat(backups[0]).st_mode)
