@@ -1,4 +1,4 @@
-"""Run the stand-in: ``python -m rexec_credential.testing [--port N] [--jwt-lifetime SECONDS]``."""
+"""Run the stand-in: ``python -m rexec_credential.testing [--port N] [--jwt-lifetime S] [...]``."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ def users_epilog() -> str:
     for user in DEMO_USERS:
         role = f"tier {user.tier}" + (", admin" if user.is_admin else "")
         lines.append(f"  {user.username:<8}  password {user.password:<14}  {role}")
+    lines.append("A browser stays signed in: every CLI login from it gets that sign-in's JWT.")
     lines.append(f"It prints url=, user=, api_token=, jwt= and password= lines for {DEMO_USER}.")
     return "\n".join(lines)
 
@@ -42,6 +43,12 @@ def main(argv: Optional[List[str]] = None) -> int:
         metavar="SECONDS",
         help="lifetime of the JWTs it issues (default: 3600)",
     )
+    parser.add_argument(
+        "--no-token-api",
+        action="store_true",
+        help="behave like an older service without the token API: /api/tokens and "
+        "/api/tokens/<id>... answer 404 (/api/tokens/validate stays)",
+    )
     args = parser.parse_args(argv)
     if not 0 <= args.port <= 65535:
         parser.error("--port must be between 0 and 65535")
@@ -55,6 +62,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     signal.signal(signal.SIGTERM, on_signal)
 
     svc = StandIn(port=args.port, jwt_lifetime=args.jwt_lifetime)
+    svc.token_api = not args.no_token_api
     try:
         svc.start()
     except OSError as exc:

@@ -11,15 +11,20 @@ import secrets
 import threading
 import time
 import uuid
-from dataclasses import dataclass, field
-from typing import Any, Dict, NamedTuple, Optional, Tuple
+from dataclasses import dataclass, field, replace
+from typing import Any, Dict, List, NamedTuple, Optional, Tuple
 
-from .messages import iso_time
+from .messages import go_time, iso_time
 
 API_TOKEN_PREFIX = "rexec_"
 INVALID_OR_EXPIRED = "Invalid or expired token"
 BAD_SIGNATURE = "token signature is invalid"
 JWT_EXPIRED = "token is expired"
+TOKEN_INVALID = "invalid token"
+TOKEN_EXPIRED = "token expired"
+DEFAULT_SCOPES = ("read", "write")
+MINTED_NAME = "minted"
+PREFIX_LENGTH = 12
 
 JWT_SHAPE = re.compile(r"^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$")
 _B64URL = re.compile(r"^[A-Za-z0-9_-]*$")
@@ -102,12 +107,51 @@ class User:
         }
 
 
+class TokenCheck(NamedTuple):
+    """What checking an API token found: its user and scopes, or the validate error."""
+
+    user: Optional[User]
+    error: Optional[str]
+    scopes: Tuple[str, ...] = ()
+
+
 @dataclass
-class _ApiToken:
+class ApiToken:
+    """An API token's record as the service's api_tokens table holds it (no plain text)."""
+
+    id: str
     username: str
-    expires_at: Optional[float] = None
-    revoked: bool = False
-    created_at: float = field(default_factory=time.time)
+    user_id: str
+    name: str
+    prefix: str
+    scopes: Tuple[str, ...]
+    created_ns: int
+    expires_ns: Optional[int] = None
+    last_used_ns: Optional[int] = None
+    revoked_ns: Optional[int] = None
+
+    def expired(self, now_ns: int) -> bool:
+        """Whether its expiry has passed."""
+        return self.expires_ns is not None and now_ns >= self.expires_ns
+
+    def listing(self) -> Dict[str, Any]:
+        """The token as GET /api/tokens lists it (times read back from PostgreSQL)."""
+        # Go's struct tags say omitempty: a null time is left out, not written as null.
+        entry: Dict[str, Any] = {
+            "id": self.id,
+            "user_id": self.user_id,
+            "name": self.name,
+            "token_prefix": self.prefix,
+            "scopes": list(self.scopes),
+        }
+        if self.last_used_ns is not None:
+            entry["last_used_at"] = go_time(self.last_used_ns, 6)
+        if self.expires_ns is not None:
+            entry["expires_at"] = go_time(self.expires_ns, 6)
+        entry["created_at"] = go_time(self.created_ns, 6)
+        if self.revoked_ns is not None:
+            entry["revoked_at"] = go_time(self.revoked_ns, 6)
+        return entry
 
 
 class Accounts:
@@ -120,7 +164,7 @@ class Accounts:
         self._lock = threading.Lock()
         self._key = secrets.token_bytes(32)
         self._foreign_key = secrets.token_bytes(32)
-        self._api_tokens: Dict[str, _ApiToken] = {}
+        self._api_tokens: Dict[str, ApiToken] = {}
         for demo in DEMO_USERS:
             self.add_user(
                 demo.username,
@@ -180,13 +224,61 @@ class Accounts:
 
     # -- API tokens --------------------------------------------------------------------------
 
-    def mint_api_token(self, username: str, expires_at: Optional[float] = None) -> str:
+    def mint_api_token(
+        self,
+        username: str,
+        expires_at: Optional[float] = None,
+        name: str = MINTED_NAME,
+        scopes: Optional[List[str]] = None,
+    ) -> str:
         """Issue an API token ("rexec_" + 64 hex); only its sha256 is kept."""
-        self.user(username)
-        token = API_TOKEN_PREFIX + secrets.token_hex(32)
-        with self._lock:
-            self._api_tokens[_sha256(token)] = _ApiToken(username, expires_at)
+        expires_ns = None if expires_at is None else int(expires_at * 1e9)
+        token, _ = self.create_api_token(username, name, scopes, expires_ns)
         return token
+
+    def create_api_token(
+        self,
+        username: str,
+        name: str,
+        scopes: Optional[List[str]],
+        expires_ns: Optional[int],
+        created_ns: Optional[int] = None,
+    ) -> Tuple[str, ApiToken]:
+        """A new API token and a copy of its record; empty scopes mean read and write."""
+        user = self.user(username)
+        token = API_TOKEN_PREFIX + secrets.token_hex(32)
+        record = ApiToken(
+            id=str(uuid.uuid4()),
+            username=username,
+            user_id=user.id,
+            name=name,
+            prefix=token[:PREFIX_LENGTH],
+            scopes=tuple(scopes) if scopes else DEFAULT_SCOPES,
+            created_ns=time.time_ns() if created_ns is None else created_ns,
+            expires_ns=expires_ns,
+        )
+        with self._lock:
+            self._api_tokens[_sha256(token)] = record
+        return token, replace(record)
+
+    def api_tokens(self, username: str, revoked: bool = False) -> List[ApiToken]:
+        """Copies of the user's token records, newest first; revoked ones only if asked."""
+        self.user(username)
+        with self._lock:
+            found = [
+                replace(r)
+                for r in self._api_tokens.values()
+                if r.username == username and (revoked or r.revoked_ns is None)
+            ]
+        return sorted(found, key=lambda r: r.created_ns, reverse=True)
+
+    def api_token_id(self, token: str) -> str:
+        """The id of an API token (revoked or not); KeyError if it was never issued or deleted."""
+        with self._lock:
+            record = self._api_tokens.get(_sha256(token))
+            if record is None:
+                raise KeyError("unknown API token")
+            return record.id
 
     def revoke_api_token(self, token: str) -> None:
         """Revoke an API token; KeyError if it was never issued."""
@@ -194,20 +286,54 @@ class Accounts:
             record = self._api_tokens.get(_sha256(token))
             if record is None:
                 raise KeyError("unknown API token")
-            record.revoked = True
+            if record.revoked_ns is None:
+                record.revoked_ns = time.time_ns()
 
-    def check_api_token(self, token: str) -> Tuple[Optional[User], Optional[str]]:
-        """(user, None) for a live API token, else (None, the validate endpoint's error)."""
+    def revoke_api_token_by_id(self, username: str, token_id: str) -> bool:
+        """Revoke the user's live token with this id; False if none (unknown, or revoked)."""
+        with self._lock:
+            for record in self._api_tokens.values():
+                if record.id == token_id and record.username == username:
+                    if record.revoked_ns is not None:
+                        return False
+                    record.revoked_ns = time.time_ns()
+                    return True
+        return False
+
+    def delete_api_token_by_id(self, username: str, token_id: str) -> bool:
+        """Delete the user's token with this id, revoked or not; False if there is none."""
+        with self._lock:
+            for key, record in self._api_tokens.items():
+                if record.id == token_id and record.username == username:
+                    del self._api_tokens[key]
+                    return True
+        return False
+
+    def set_api_token_expiry(self, token_id: str, expires_ns: Optional[int]) -> None:
+        """Change when the token with this id expires (None: never); KeyError if unknown."""
+        with self._lock:
+            for record in self._api_tokens.values():
+                if record.id == token_id:
+                    record.expires_ns = expires_ns
+                    return
+        raise KeyError(f"unknown API token id {token_id!r}")
+
+    def check_api_token(self, token: str) -> TokenCheck:
+        """The user and scopes of a live API token, else the validate endpoint's error."""
+        # As the service's query (revoked_at IS NULL): a revoked token is an unknown one.
+        # A live one is noted as last used.
+        now = time.time_ns()
         with self._lock:
             record = self._api_tokens.get(_sha256(token))
-            if record is None:
-                return None, "invalid token"
-            if record.revoked:
-                return None, "token revoked"
-            if record.expires_at is not None and time.time() >= record.expires_at:
-                return None, "token expired"
+            if record is None or record.revoked_ns is not None:
+                return TokenCheck(None, TOKEN_INVALID)
+            if record.expired(now):
+                return TokenCheck(None, TOKEN_EXPIRED)
             user = self.users.get(record.username)
-        return (user, None) if user is not None else (None, "invalid token")
+            if user is None:
+                return TokenCheck(None, TOKEN_INVALID)
+            record.last_used_ns = now
+            return TokenCheck(user, None, record.scopes)
 
     # -- JWTs --------------------------------------------------------------------------------
 

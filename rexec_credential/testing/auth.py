@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Optional, Tuple
 
@@ -10,6 +11,7 @@ from .accounts import (
     INVALID_OR_EXPIRED,
     JWT_SHAPE,
     Accounts,
+    Claims,
     User,
     jwt_claims_unverified,
 )
@@ -80,9 +82,31 @@ class Auth:
         foreign: bool = False,
     ) -> str:
         """Open a session for the user and sign a JWT naming it (foreign: a rejected key)."""
+        claims = self.open_session(
+            username, lifetime, exp, ip_address=ip_address, user_agent=user_agent
+        )
+        return self._accounts.sign(claims, foreign=foreign)
+
+    def open_session(
+        self,
+        username: str,
+        lifetime: Optional[float] = None,
+        exp: Optional[float] = None,
+        *,
+        ip_address: str,
+        user_agent: str,
+    ) -> Claims:
+        """Open a session for the user: the claims of the JWT that names it."""
         claims = self._accounts.new_claims(username, lifetime, exp)
         self._sessions.open(str(claims["sid"]), username, ip_address, user_agent)
-        return self._accounts.sign(claims, foreign=foreign)
+        return claims
+
+    def live(self, claims: Claims) -> bool:
+        """Whether a JWT with these claims is unexpired and its session open (not revoked)."""
+        exp = claims.get("exp")
+        if isinstance(exp, bool) or not isinstance(exp, (int, float)) or time.time() >= exp:
+            return False
+        return self._sessions.is_open(str(claims.get("sid")))
 
     def revoke(self, token: str, reason: str) -> None:
         """Revoke an API token (KeyError if unknown), or the session a JWT names."""
@@ -111,7 +135,7 @@ class Auth:
         """(principal, "") for a live API token or JWT, else (None, the profile's error)."""
         # A JWT's revoked or locked session is the gate's business: it runs first.
         if token.startswith(API_TOKEN_PREFIX):
-            user, _ = self._accounts.check_api_token(token)
+            user = self._accounts.check_api_token(token).user
             return (Principal(user, "api"), "") if user else (None, INVALID_OR_EXPIRED)
         if not JWT_SHAPE.match(token):
             return None, "unauthorized"

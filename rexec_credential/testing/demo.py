@@ -2,8 +2,9 @@
 
 Runs the installed executables in a throw-away HOME and shows each command with its
 output: a CI-style token login, git asking for the token, a browser login as a second
-account, every account at once, a switch, and a logout that ends the session on the
-server (proved by the old token being refused). `python -m rexec_credential.testing.demo`
+account that keeps a device token, every account at once, a renew, a switch, and a
+logout that revokes the device token (proved by it being refused) while the browser stays
+signed in (its session token still works). `python -m rexec_credential.testing.demo`
 """
 
 from __future__ import annotations
@@ -72,40 +73,53 @@ def main() -> int:
         print("# 2. git asks for a token: rexec-credential get (the password= line is the token)")
         step(0, ["rexec-credential", "get"], env, f"protocol=http\nhost={hostport}\n")
 
-        print("# 3. a second account: browser login as janedoe (a scripted browser signs in)")
-        browser = browser_command("janedoe", "correct-horse")
+        print("# 3. a second account: browser login as janedoe (a scripted browser signs in);")
+        print("#    the browser hands over its own session, rexec-login keeps a device token")
+        jar = os.path.join(home, "browser-cookies")
+        browser = browser_command("janedoe", "correct-horse", cookie_jar=jar)
         step(
             0,
             ["rexec-login", "--host", service.url, "--port", "0"],
             {**env, "BROWSER": browser},
             shown=f"BROWSER=<scripted> rexec-login --host {service.url} --port 0",
         )
-        jane_jwt = _password(
+
+        print("# 4. every account at once, each checked with the service")
+        step(0, ["rexec-whoami", "--all"], env)
+
+        print("# 5. renew janedoe's device token without a browser (the old one is revoked)")
+        step(0, ["rexec-login", "--renew", "--user", "janedoe"], env)
+
+        print("# 6. switch back to johndoe without signing in again (no network)")
+        step(0, ["rexec-login", "--switch"], env)
+        step(0, ["rexec-whoami", "--porcelain"], env)
+
+        print("# 7. log janedoe out: her device token is revoked on the server")
+        jane_device = _password(
             run(
                 ["rexec-credential", "get"],
                 env,
                 f"protocol=http\nhost={hostport}\nusername=janedoe\n",
             )
         )
-
-        print("# 4. every account at once, each checked with the service")
-        step(0, ["rexec-whoami", "--all"], env)
-
-        print("# 5. switch back to johndoe without signing in again (no network)")
-        step(0, ["rexec-login", "--switch"], env)
-        step(0, ["rexec-whoami", "--porcelain"], env)
-
-        print("# 6. log janedoe out: her session ends on the server")
         step(0, ["rexec-logout", "--user", "janedoe"], env)
-        print("# ...so the JWT a browser history may still hold is refused everywhere:")
+        print("# ...so the device token is refused everywhere:")
+        on_host = {**env, "REXEC_HOST": service.url}
         step(
             1,
             ["rexec-whoami"],
-            {**env, "REXEC_TOKEN": jane_jwt, "REXEC_HOST": service.url},
-            shown="REXEC_TOKEN=<janedoe's old JWT> rexec-whoami",
+            {**on_host, "REXEC_TOKEN": jane_device},
+            shown="REXEC_TOKEN=<janedoe's device token> rexec-whoami",
+        )
+        print("# ...while her browser stays signed in (its own session was never touched):")
+        step(
+            0,
+            ["rexec-whoami"],
+            {**on_host, "REXEC_TOKEN": service.web_session_jwts("janedoe")[0]},
+            shown="REXEC_TOKEN=<the browser's session token> rexec-whoami",
         )
 
-        print("# 7. log johndoe out (an API token: it stays valid until revoked in the web app)")
+        print("# 8. log johndoe out (an API token: it stays valid until revoked in the web app)")
         step(0, ["rexec-logout"], env)
         step(1, ["rexec-whoami"], env)
         failed = [n for n, (expected, got) in enumerate(steps, 1) if expected != got]

@@ -16,6 +16,18 @@ def iso_time(at: Optional[float] = None) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() if at is None else at))
 
 
+def go_time(ns: int, digits: int = 9) -> str:
+    """A UTC instant (Unix nanoseconds) as Go's JSON writes it: RFC 3339, fraction trimmed."""
+    # digits=9: a time.Now() of the Go server; digits=6: one read back from PostgreSQL,
+    # which keeps microseconds (rounded). Go drops trailing zeros, and the dot with them.
+    step = 10 ** (9 - digits)
+    seconds, fraction = divmod((ns + step // 2) // step * step, 10**9)
+    text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
+    if fraction:
+        text += "." + f"{fraction:09d}".rstrip("0")
+    return text + "Z"
+
+
 @dataclass(frozen=True)
 class Request:
     """One HTTP request as the routes see it (path without query string)."""
@@ -27,6 +39,7 @@ class Request:
     authorization: Optional[str] = None
     user_agent: str = ""
     client_ip: str = LOOPBACK
+    cookie: str = ""
 
 
 @dataclass

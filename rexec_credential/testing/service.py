@@ -12,18 +12,19 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Dict, List, Optional, Tuple
 
-from .accounts import Accounts, User
+from .accounts import MINTED_NAME, Accounts, User
 from .api import Api
 from .auth import Auth, auth_kind
-from .faults import FaultQueue
+from .faults import ANY, FaultQueue, Only
 from .messages import LOOPBACK, Reply, Request, error_reply
-from .pages import Pages
+from .pages import COOKIE, Pages
 from .sessions import Sessions
 
 __all__ = ["StandIn", "User"]
 
 MAX_BODY = 1 << 20
 MINTED_USER_AGENT = "stand-in"
+TOKENS_PATH = "/api/tokens"
 
 
 class _Server(ThreadingHTTPServer):
@@ -96,6 +97,7 @@ class _Handler(BaseHTTPRequestHandler):
                         authorization=auth,
                         user_agent=self.headers.get("User-Agent") or "",
                         client_ip=str(self.client_address[0]),
+                        cookie="; ".join(self.headers.get_all("Cookie") or []),
                     )
                 )
         except Exception:  # the stand-in must keep serving whatever happens
@@ -135,6 +137,20 @@ class _Handler(BaseHTTPRequestHandler):
 
 class StandIn:
     """A loopback HTTP server that behaves like the Rexec service; use it as a context manager."""
+
+    # Browser sign-in (/cli-login): a sign-in opens the browser's web session (one JWT, one
+    # session, a cookie); every CLI login from that browser gets that same JWT until the
+    # session ends. Observe it with web_session_jwts(user) and last_sign_in_jwt().
+    #
+    # Token API: POST/GET /api/tokens, DELETE /api/tokens/<id>[/permanent]; inspect it with
+    # api_tokens(user), api_token_id(token), expire_api_token(id).
+    #
+    # Switches: legacy_profile (old /api/profile shape), cli_login_rejected (the browser
+    # flow hands out JWTs the API rejects), token_api (False: an older service without the
+    # token API: /api/tokens and /api/tokens/<id>... answer 404 {"error": "not found"};
+    # /api/tokens/validate stays). Faults for the next API requests: fail_next,
+    # malformed_next, drop_next, delay_next, echo_token_next, each optionally only for one
+    # method and/or path; fail_token_creation_next(n, status) for POST /api/tokens alone.
 
     def __init__(self, port: int = 0, jwt_lifetime: int = 3600) -> None:
         """Prepare the service (demo users included); start() or ``with`` binds it."""
@@ -185,6 +201,15 @@ class StandIn:
     def cli_login_rejected(self, value: bool) -> None:
         self.pages.cli_login_rejected = value
 
+    @property
+    def token_api(self) -> bool:
+        """Whether it has the token API (False: /api/tokens[/<id>...] answer 404, as before it)."""
+        return self.api.token_api
+
+    @token_api.setter
+    def token_api(self, value: bool) -> None:
+        self.api.token_api = value
+
     # -- lifecycle ---------------------------------------------------------------------------
 
     def start(self) -> StandIn:
@@ -193,6 +218,7 @@ class StandIn:
             return self
         server = _Server((LOOPBACK, self.requested_port), _Handler)
         server.standin = self
+        self.pages.cookie_name = f"{COOKIE}_{server.server_port}"
         self._stopping.clear()
         self._server = server
         self._thread = threading.Thread(
@@ -270,9 +296,29 @@ class StandIn:
             username, email, tier=tier, is_admin=is_admin, password=password, name=name
         )
 
-    def mint_api_token(self, username: str, expires_at: Optional[float] = None) -> str:
-        """Issue an API token ("rexec_" + 64 hex); only its sha256 is kept."""
-        return self.accounts.mint_api_token(username, expires_at)
+    def mint_api_token(
+        self,
+        username: str,
+        expires_at: Optional[float] = None,
+        name: str = MINTED_NAME,
+        scopes: Optional[List[str]] = None,
+    ) -> str:
+        """Issue an API token ("rexec_" + 64 hex) as POST /api/tokens does; only its sha256 kept."""
+        # expires_at: a Unix time (None: never); GET /api/tokens lists it under `name`.
+        return self.accounts.mint_api_token(username, expires_at, name, scopes)
+
+    def api_tokens(self, username: str, revoked: bool = False) -> List[Dict[str, Any]]:
+        """The user's API tokens as GET /api/tokens lists them (revoked too, if asked)."""
+        return [record.listing() for record in self.accounts.api_tokens(username, revoked)]
+
+    def api_token_id(self, token: str) -> str:
+        """The id of an API token, revoked or not; KeyError if unknown or deleted."""
+        return self.accounts.api_token_id(token)
+
+    def expire_api_token(self, token_id: str, at: Optional[float] = None) -> None:
+        """Make the API token with this id expire at Unix time `at` (default: now)."""
+        when = time.time() if at is None else at
+        self.accounts.set_api_token_expiry(token_id, int(when * 1e9))
 
     def mint_jwt(
         self, username: str, lifetime: Optional[float] = None, exp: Optional[float] = None
@@ -285,6 +331,17 @@ class StandIn:
     def revoke(self, token: str) -> None:
         """Revoke an API token, or the session of a JWT (it then answers session_revoked)."""
         self.auth.revoke(token, "revoked by test")
+
+    def web_session_jwts(self, username: str) -> List[str]:
+        """The JWTs of the user's live browser sign-ins (what /cli-login hands the CLI)."""
+        # Live: its browser still holds it (no sign-out, no later sign-in in the same
+        # browser), it has not expired, and its session was not revoked. Oldest first.
+        self.accounts.user(username)
+        return self.pages.web_session_jwts(username)
+
+    def last_sign_in_jwt(self) -> Optional[str]:
+        """The JWT of the latest browser sign-in (on any browser), live or not; None before any."""
+        return self.pages.last_sign_in_jwt()
 
     def sessions(self, username: str) -> List[Dict[str, Any]]:
         """The user's sessions as GET /api/sessions lists them (is_current False)."""
@@ -303,28 +360,60 @@ class StandIn:
 
     # -- faults ------------------------------------------------------------------------------
 
-    def fail_next(self, n: int, status: int = 503) -> None:
+    # Each takes `method` and `path` (no query string): the fault then waits for the next
+    # API requests with that method and/or path, and every other request passes it by.
+
+    def fail_next(
+        self,
+        n: int,
+        status: int = 503,
+        *,
+        method: Optional[str] = None,
+        path: Optional[str] = None,
+    ) -> None:
         """The next n API requests answer `status` with a JSON error body."""
-        self.faults.fail_next(n, status)
+        self.faults.fail_next(n, status, _only(method, path))
 
-    def malformed_next(self, n: int) -> None:
+    def fail_token_creation_next(self, n: int, status: int = 500) -> None:
+        """The next n POST /api/tokens answer `status` (400-599) and make no token."""
+        # e.g. 500, 503, 403, 401, 405, 501; the body is {"error": "<reason phrase>"}.
+        self.fail_next(n, status, method="POST", path=TOKENS_PATH)
+
+    def malformed_next(
+        self, n: int, *, method: Optional[str] = None, path: Optional[str] = None
+    ) -> None:
         """The next n API requests answer 200 with a body that is not JSON."""
-        self.faults.malformed_next(n)
+        self.faults.malformed_next(n, _only(method, path))
 
-    def drop_next(self, n: int) -> None:
+    def drop_next(
+        self, n: int, *, method: Optional[str] = None, path: Optional[str] = None
+    ) -> None:
         """The next n API requests are answered by closing the connection."""
-        self.faults.drop_next(n)
+        self.faults.drop_next(n, _only(method, path))
 
-    def delay_next(self, n: int, seconds: float) -> None:
+    def delay_next(
+        self,
+        n: int,
+        seconds: float,
+        *,
+        method: Optional[str] = None,
+        path: Optional[str] = None,
+    ) -> None:
         """The next n API requests sleep `seconds` before answering."""
-        self.faults.delay_next(n, seconds)
+        self.faults.delay_next(n, seconds, _only(method, path))
 
     def echo_token_next(
-        self, n: int, status: int = 401, template: str = "invalid token {token}"
+        self,
+        n: int,
+        status: int = 401,
+        template: str = "invalid token {token}",
+        *,
+        method: Optional[str] = None,
+        path: Optional[str] = None,
     ) -> None:
         """Next n API requests: `status`, error text template.format(token=the token sent)."""
         # The body is {"error": text}, or {"valid": false, "error": text} when status is 200.
-        self.faults.echo_token_next(n, status, template)
+        self.faults.echo_token_next(n, status, template, _only(method, path))
 
     def clear_faults(self) -> None:
         """Forget every pending fault."""
@@ -351,8 +440,13 @@ class StandIn:
     def _answer(self, request: Request) -> Reply:
         if request.path != "/api" and not request.path.startswith("/api/"):
             return self.pages.handle(request)
-        reply, fault = self.faults.intercept(request.authorization, self._stopping.wait)
+        reply, fault = self.faults.intercept(request, self._stopping.wait)
         if reply is None:
             reply = self.api.handle(request)
         reply.fault = fault
         return reply
+
+
+def _only(method: Optional[str], path: Optional[str]) -> Only:
+    """The requests a fault waits for (any, when neither is given)."""
+    return ANY if method is None and path is None else Only(method, path)

@@ -63,6 +63,12 @@ class Sessions:
             session = self._sessions.get(session_id)
             return None if session is None else session.username
 
+    def is_open(self, session_id: str) -> bool:
+        """Whether the session exists and has not been revoked (a locked one is open)."""
+        with self._lock:
+            session = self._sessions.get(session_id)
+            return session is not None and session.revoked_at is None
+
     def use(self, session_id: str, ip_address: str, user_agent: str) -> Optional[str]:
         """Admit a request naming the session and note it as last seen; else why not."""
         with self._lock:
