@@ -3,7 +3,10 @@
 Accounts are kept in credentials.json; the active login is the flat object of config.json
 (the five fields the Rexec CLI reads and writes), seen as an Account too. The token's
 kind, expiry and session id are read from the token itself (a JWT's `exp` and `sid`
-claims), so they can never disagree with it.
+claims), so they can never disagree with it. A device token — an API token rexec-login
+made for this machine — also has what the service said when it made it: its id (by which
+it is revoked), its name and its expiry; a token the person pasted has none of these, and
+so is never revoked by this program.
 """
 
 from __future__ import annotations
@@ -35,6 +38,9 @@ class Account:
         "created_at",
         "stored_expiry",
         "refresh_token",
+        "token_id",
+        "token_name",
+        "token_expiry",
     )
 
     def __init__(
@@ -47,6 +53,9 @@ class Account:
         created_at: int | None = None,
         stored_expiry: int | None = None,
         refresh_token: str = "",
+        token_id: str = "",
+        token_name: str = "",
+        token_expiry: int | None = None,
     ) -> None:
         self.host = host  # a normalised URL
         self.username = username  # "" when the login does not say (a Rexec CLI file may not)
@@ -56,6 +65,9 @@ class Account:
         self.created_at = created_at  # Unix seconds, when this machine made the login
         self.stored_expiry = stored_expiry  # password_expiry_utc that git stored with the token
         self.refresh_token = refresh_token  # oauth_refresh_token that git stored with it
+        self.token_id = token_id  # a device token's id at the service ("" for any other)
+        self.token_name = token_name  # a device token's name
+        self.token_expiry = token_expiry  # a device token's expires_at (Unix seconds)
 
     @property
     def kind(self) -> str | None:
@@ -63,9 +75,28 @@ class Account:
         return tokens.kind(self.token)
 
     @property
+    def device(self) -> bool:
+        """True for a device token: one this program made, and may revoke."""
+        return bool(self.token_id) and self.kind == tokens.API
+
+    @property
+    def own_expiry(self) -> int | None:
+        """When the token itself says it expires: a device token's expires_at, a JWT's exp."""
+        return self.token_expiry if self.device else tokens.expiry(self.token)
+
+    @property
     def expires(self) -> int | None:
-        """Unix seconds at which the token stops working, when known."""
-        return self.stored_expiry or tokens.expiry(self.token)
+        """Unix seconds at which the token stops working, when known (what git stored with
+        it first: git may know better, e.g. after a refresh)."""
+        return self.stored_expiry or self.own_expiry
+
+    def device_facts(self) -> tuple[str, str, int | None]:
+        """(id, name, expiry) of a device token."""
+        return self.token_id, self.token_name, self.token_expiry
+
+    def forget_device_facts(self) -> None:
+        """The token changed to one this program did not make: nothing of it applies."""
+        self.token_id, self.token_name, self.token_expiry = "", "", None
 
     @property
     def session_id(self) -> str | None:
@@ -130,6 +161,10 @@ class Account:
             obj["password_expiry_utc"] = self.stored_expiry
         if self.refresh_token:
             obj["oauth_refresh_token"] = self.refresh_token
+        if self.device:
+            obj["token_id"] = self.token_id
+            obj["token_name"] = self.token_name
+            obj["token_expires_at"] = self.token_expiry
         return obj
 
     @classmethod
@@ -150,6 +185,9 @@ class Account:
             created if isinstance(created, int) and not isinstance(created, bool) else None,
             records.expiry_value(obj.get("password_expiry_utc")),
             _text(obj.get("oauth_refresh_token")),
+            _text(obj.get("token_id")),
+            _text(obj.get("token_name")),
+            records.expiry_value(obj.get("token_expires_at")),
         )
 
     @classmethod
@@ -168,6 +206,16 @@ class Account:
             _text(config.get("email")),
             _text(config.get("tier")),
         )
+
+
+def when(seconds: int | None) -> str:
+    """A moment for a person: `YYYY-MM-DD HH:MM:SS UTC` (a number beyond the C library)."""
+    import time
+
+    try:
+        return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(seconds or 0))
+    except (OverflowError, OSError, ValueError):  # beyond what the C library can show
+        return f"at Unix time {seconds}"
 
 
 def listing(logins: list[Login]) -> list[str]:

@@ -32,6 +32,14 @@ if TYPE_CHECKING:
         tier: Optional[str]
         is_admin: bool
 
+    class DeviceToken(TypedDict):
+        """An API token the service made for this machine (its text shown only this once)."""
+
+        token: str
+        id: str
+        name: str
+        expires: Optional[int]  # Unix seconds; None: it never expires
+
 
 CONNECT_TIMEOUT = 5.0
 READ_TIMEOUT = 30.0
@@ -75,6 +83,33 @@ class Client:
             raise TokenRejected(f"Invalid token: {reason}", reason)
         return _fields(body, token)
 
+    def create_token(self, token: str, name: str, expires_in: int) -> DeviceToken:
+        """POST /api/tokens: a new API token of the token's user, named, expiring after
+        `expires_in` days (0: never). ServiceError when the service made none (no token
+        API: 404, 405, 501), TokenRejected when it refused (401, 403)."""
+        request: JsonObject = {"name": name}
+        if expires_in > 0:
+            request["expires_in"] = expires_in
+        body = self._request("POST", "/api/tokens", token, done=(201,), json=request)
+        made, token_id = body.get("token"), body.get("id")
+        if not (isinstance(made, str) and tokens.kind(made) == tokens.API):
+            raise ServiceError(f"Rexec service at {self.host} answered no API token")
+        if not (isinstance(token_id, str) and token_id.isprintable() and 0 < len(token_id) <= 200):
+            raise ServiceError(f"Rexec service at {self.host} answered no token id")
+        named = _text(body.get("name"), made) or name
+        return {"token": made, "id": token_id, "name": named, "expires": _instant(body)}
+
+    def revoke_token(self, token: str, token_id: str, budget: float) -> None:
+        """DELETE /api/tokens/<id>: the token is gone when the service answers 200, or 401
+        (it no longer works) or 404 (already revoked, or unknown)."""
+        self._request(
+            "DELETE",
+            f"/api/tokens/{quote(token_id, safe='')}",
+            token,
+            budget,
+            done=(200, 401, 404),
+        )
+
     def revoke_session(self, token: str, session_id: str, budget: float) -> None:
         """DELETE /api/sessions/<id>: the session is gone when the service answers 200, or
         401 or 404 (already ended, or unknown); ServiceError or TokenRejected otherwise."""
@@ -93,6 +128,7 @@ class Client:
         token: str,
         budget: float = TOTAL_BUDGET,
         done: tuple[int, ...] = (200,),
+        json: JsonObject | None = None,
     ) -> JsonObject:
         if not (token.isascii() and token.isprintable()):
             # No HTTP header can carry it (and http.client's error would quote it).
@@ -113,6 +149,7 @@ class Client:
                     allow_redirects=False,
                     verify=self._verify,
                     stream=True,
+                    json=json,
                 )
                 body = self._read(response, deadline)
             except requests.exceptions.SSLError as exc:
@@ -163,12 +200,12 @@ class Client:
 
     def _interpret(self, status: int, raw: bytes, token: str, done: tuple[int, ...]) -> JsonObject:
         body = _json(raw)
-        if status in done and status != 200:
+        if status in done and status != 200 and status != 201:
             return body if isinstance(body, dict) else {}
         if status in (401, 403, 423):
             reason = _error_text(body, token) if isinstance(body, dict) else ""
             raise _rejection(status, reason)
-        if status != 200:
+        if status not in done:
             raise ServiceError(f"Rexec service at {self.host} answered HTTP {status}")
         if not isinstance(body, dict):
             raise ServiceError(
@@ -193,6 +230,32 @@ class _Bearer(requests.auth.AuthBase):
 
     def __repr__(self) -> str:
         return "_Bearer(<redacted>)"
+
+
+def _instant(body: Mapping[str, Any]) -> int | None:
+    """`expires_at` of an answer (RFC 3339, as Go writes it) in Unix seconds; None when
+    null, absent or unreadable (then the token is taken to have no known expiry)."""
+    import calendar
+    import re
+
+    value = body.get("expires_at")
+    if not isinstance(value, str):
+        return None
+    match = re.fullmatch(
+        r"(\d{4})-(\d\d)-(\d\d)[Tt ](\d\d):(\d\d):(\d\d)(?:\.\d+)?([Zz]|([+-])(\d\d):(\d\d))",
+        value,
+    )
+    if match is None:
+        return None
+    fields = [int(match.group(i)) for i in range(1, 7)]
+    try:
+        seconds = calendar.timegm((*fields, 0, 0, 0))
+    except (ValueError, OverflowError):
+        return None
+    if match.group(8):  # an offset east of UTC is later there than here
+        offset = int(match.group(9)) * 3600 + int(match.group(10)) * 60
+        seconds -= offset if match.group(8) == "+" else -offset
+    return seconds
 
 
 def _json(raw: bytes) -> Any:

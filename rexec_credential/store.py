@@ -83,6 +83,7 @@ class State:
             active.created_at = known.created_at
             active.stored_expiry = known.stored_expiry
             active.refresh_token = known.refresh_token
+            active.token_id, active.token_name, active.token_expiry = known.device_facts()
         return active
 
     def logins(self) -> list[Login]:
@@ -210,6 +211,28 @@ class State:
         self._keep_active_as_account(int(now))
         self._set_active(current)
 
+    def renew(self, old: Account, new: Account) -> bool:
+        """Put a login's new token (rexec-login --renew) in place of its old one: the same
+        place among the accounts, still the active login if it was; copies git stored of
+        the old token go. False when the old token is no longer stored (logged out
+        meanwhile): nothing changes."""
+        found = self._account_with_token(old.token, old.host)
+        active = self.active()
+        is_active = active is not None and (active.token, active.host) == (old.token, old.host)
+        if found is None and not is_active:
+            return False
+        new.created_at = found.created_at if found is not None else new.created_at
+        if found is None:
+            self.accounts.insert(0, new)
+        else:
+            self.accounts = [new if a is found else a for a in self.accounts]
+        self._drop_copies(old.token)
+        if is_active:
+            self.config["token"] = new.token
+            self.config_changed = True
+        self.credentials_changed = True
+        return True
+
     def log_out(self, account: Account, active: bool) -> None:
         """Forget a login: its token leaves both files; for the active login config.json
         goes completely."""
@@ -227,6 +250,10 @@ class State:
 
     def _drop_token(self, token: str) -> None:
         self.accounts = [a for a in self.accounts if a.token != token]
+        self._drop_copies(token)
+
+    def _drop_copies(self, token: str) -> None:
+        """Credentials git stored that hold this token."""
         self.credentials = [
             c for c in self.credentials if not (isinstance(c, dict) and c.get("password") == token)
         ]
@@ -313,6 +340,8 @@ class State:
                 self.credentials_changed = changed = True
             account = kept
         if (account.token, account.stored_expiry, account.refresh_token) != facts:
+            if account.token != token:
+                account.forget_device_facts()  # git's new token is not the one made here
             account.token, account.stored_expiry, account.refresh_token = facts
             self.credentials_changed = changed = True
         return changed

@@ -57,11 +57,27 @@ def two(standin, config_path):
 # -- rexec-logout ---------------------------------------------------------------------------------
 
 
-def test_logout_of_a_jwt_login_ends_its_session_everywhere(standin, config_path):
+def test_logout_of_a_jwt_login_leaves_its_session_alone_and_says_so(standin, config_path):
+    """A JWT is the browser's own session: ending it would sign the browser out."""
+    token = standin.mint_jwt("johndoe")
+    login(standin, token)
+    result = run_bin("rexec-logout")
+    assert result.code == 0, result
+    assert result.out == f"✓ Logged out johndoe (johndoe@example.com) on {standin.url}\n"
+    [note] = result.err.splitlines()
+    assert "browser session of johndoe" in note and "stays signed in" in note
+    assert "rexec-logout --end-session" in note and token not in note
+    assert deletes(standin) == []
+    assert profile_status(standin, token) == (200, None)
+    assert not config_path.exists()
+    assert token not in (config_path.parent / "credentials.json").read_text()
+
+
+def test_logout_end_session_ends_a_jwt_logins_session_everywhere(standin, config_path):
     token = standin.mint_jwt("johndoe")
     login(standin, token)
     assert profile_status(standin, token) == (200, None)
-    result = run_bin("rexec-logout")
+    result = run_bin("rexec-logout", "--end-session")
     assert (result.code, result.err) == (0, "")
     assert result.out == f"✓ Logged out johndoe (johndoe@example.com) on {standin.url}\n"
     assert [e["status"] for e in deletes(standin)] == [200]
@@ -78,12 +94,12 @@ def test_logout_while_the_service_is_down_still_logs_out_and_warns(standin, conf
     token = standin.mint_jwt("johndoe")
     login(standin, token)
     standin.fail_next(10, status=503)
-    result = run_bin("rexec-logout")
+    result = run_bin("rexec-logout", "--end-session")
     assert result.code == 0, result
     assert result.out.startswith("✓ Logged out johndoe")
     [warning] = result.err.splitlines()
     assert warning.startswith("warning: could not end the session of johndoe")
-    assert "may still be live" in warning and f"{standin.url}/settings" in warning
+    assert "may still be valid" in warning and f"{standin.url}/settings" in warning
     assert token not in warning
     assert not config_path.exists() and accounts(config_path.parent) == []
     standin.clear_faults()
@@ -92,8 +108,8 @@ def test_logout_while_the_service_is_down_still_logs_out_and_warns(standin, conf
 
 def test_logout_when_the_service_cannot_be_reached_at_all(standin, config_path, home):
     log_in(home / ".rexec", refused_url(), standin.mint_jwt("johndoe"))
-    result = run_bin("rexec-logout", timeout=30)
-    assert result.code == 0 and "may still be live" in result.err
+    result = run_bin("rexec-logout", "--end-session", timeout=30)
+    assert result.code == 0 and "may still be valid" in result.err
     assert not config_path.exists()
 
 
@@ -101,8 +117,8 @@ def test_logout_local_makes_no_request(standin, config_path):
     token = standin.mint_jwt("johndoe")
     login(standin, token)
     standin.clear_log()
-    result = run_bin("rexec-logout", "--local")
-    assert result.code == 0 and "stays live on the server" in result.err
+    result = run_bin("rexec-logout", "--local", "--end-session")
+    assert result.code == 0 and "stays signed in" in result.err
     assert standin.log == []
     assert profile_status(standin, token) == (200, None)
     assert not config_path.exists()
@@ -138,7 +154,7 @@ def test_logout_of_the_active_login_keeps_the_others(standin, two, config_path):
 
 
 def test_logout_of_another_user_by_name(standin, two, config_path):
-    result = run_bin("rexec-logout", "--user", "johndoe")
+    result = run_bin("rexec-logout", "--user", "johndoe", "--end-session")
     assert result.code == 0
     assert result.out.startswith("✓ Logged out johndoe (johndoe@example.com)")
     assert json.loads(config_path.read_text())["username"] == "janedoe"  # still active
@@ -166,7 +182,7 @@ def test_logout_host_with_several_logins_lists_them_and_exits_2(standin, two, co
 def test_logout_all_ends_every_session_and_removes_both_files(standin, two, config_path):
     other = standin.mint_jwt("janedoe")
     login(standin, other)  # replaces jane's API token login
-    result = run_bin("rexec-logout", "--all")
+    result = run_bin("rexec-logout", "--all", "--end-session")
     assert result.code == 0
     assert result.out == "✓ Logged out of 2 logins; every stored credential removed\n"
     assert sorted(e["status"] for e in deletes(standin)) == [200, 200]
@@ -187,7 +203,7 @@ def test_logout_of_a_login_the_rexec_cli_wrote(standin, config_path):
             "tier": "pro",
         },
     )
-    result = run_bin("rexec-logout")
+    result = run_bin("rexec-logout", "--end-session")
     assert result.code == 0 and not config_path.exists()
     assert profile_status(standin, token) == (401, "session_revoked")
 
@@ -270,6 +286,7 @@ def test_whoami_all_json_marks_the_active_one(standin, two):
         "token_source",
         "token_kind",
         "token_expires",
+        "token_name",
         "active",
         "state",
         "error",
@@ -289,6 +306,7 @@ def test_whoami_json_for_one_login(standin, two):
         "token_source": "config",
         "token_kind": "api",
         "token_expires": None,
+        "token_name": "",
     }
 
 

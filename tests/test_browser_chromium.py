@@ -119,22 +119,37 @@ def sign_in_and_authorize(page, url: str) -> None:
 
 
 def test_browser_login_in_real_chromium_then_whoami(page, rexec_login, standin, config_path):
+    """The browser hands over its own session; a device token is stored; after logout
+    the device token is refused and the browser is still signed in."""
     proc, url = rexec_login
     assert url.startswith(standin.url + "/cli-login?callback=http%3A%2F%2F127.0.0.1%3A")
     sign_in_and_authorize(page, url)
     page.get_by_text("Login Successful!").wait_for(timeout=15000)
     assert page.url.startswith("http://127.0.0.1:") and "/callback/" in page.url
     # The page's script (allowed by its CSP hash) drops ?token= from address bar and history.
-    assert "token=" not in page.evaluate("location.href")
+    page.wait_for_function("!location.href.includes('token=')", timeout=15000)
     out, err = proc.communicate(timeout=30)
     assert proc.returncode == 0, (out, err)
     assert "Opening browser for login...\n" in out and url + "\n" in out
-    assert out.endswith("✓ Successfully logged in as johndoe (johndoe@example.com)\n")
+    assert "✓ Successfully logged in as johndoe (johndoe@example.com)\nDevice token '" in out
     token = json.loads(config_path.read_text())["token"]
     assert token not in out + err
+    [session_jwt] = standin.web_session_jwts("johndoe")  # the browser's own session
+    assert token.startswith("rexec_") and standin.api_token_id(token)
+    assert not any(session_jwt in p.read_text() for p in config_path.parent.iterdir())
     whoami = run_bin("rexec-whoami")
     assert whoami.code == 0, whoami
     assert "Username: johndoe" in whoami.out and f"Host:     {standin.url}" in whoami.out
+    assert "Token:    device token 'rexec-credential on " in whoami.out
+    logout = run_bin("rexec-logout")
+    assert logout.code == 0 and logout.err == "", logout
+    env = dict(os.environ, REXEC_HOST=standin.url)
+    assert run_bin("rexec-whoami", env={**env, "REXEC_TOKEN": token}).code == 1
+    assert run_bin("rexec-whoami", env={**env, "REXEC_TOKEN": session_jwt}).code == 0
+    # The same Chromium is still signed in: the login page offers to authorize at once.
+    page.goto(url)
+    page.get_by_role("button", name="Authorize CLI access").wait_for(timeout=15000)
+    assert "Signed in as johndoe" in page.content()
 
 
 def test_rejected_token_shows_the_failure_page_in_real_chromium(
@@ -164,13 +179,15 @@ def history_urls(profile_dir) -> list:
         connection.close()
 
 
-def test_what_chromium_keeps_in_its_saved_history_and_logout_ends_it(
+def test_what_chromium_keeps_in_its_saved_history_and_what_logout_leaves(
     playwright, rexec_login, standin, config_path, tmp_path
 ):
     """The facts SECURITY.md states: the callback address with ?token=<JWT> stays in the
     History database (replaceState changes only the address bar and adds a second entry),
-    and so does the login page's address, which names the one-time callback path; after
-    rexec-logout, the JWT found there no longer works."""
+    and so does the login page's address, which names the one-time callback path. That
+    JWT is the browser's own session, never stored by rexec-login: rexec-logout leaves it
+    (the browser stays signed in) and revokes the device token; ending the session is
+    signing out of the web app."""
     p, path = playwright
     proc, url = rexec_login
     profile = tmp_path / "profile"
@@ -186,20 +203,21 @@ def test_what_chromium_keeps_in_its_saved_history_and_logout_ends_it(
         context.close()  # writes the History database out
     out, err = proc.communicate(timeout=30)
     assert proc.returncode == 0, (out, err)
-    token = json.loads(config_path.read_text())["token"]
+    device = json.loads(config_path.read_text())["token"]
+    [session_jwt] = standin.web_session_jwts("johndoe")
     urls = history_urls(profile)
     callback_path = url.split("callback%2F")[1]
-    with_token = [u for u in urls if token in u]
-    assert len(with_token) == 1 and with_token[0].endswith("?token=" + token)
+    assert not any(device in u for u in urls)  # the device token never crossed the browser
+    with_token = [u for u in urls if session_jwt in u]
+    assert len(with_token) == 1 and with_token[0].endswith("?token=" + session_jwt)
     assert f"/callback/{callback_path}?token=" in with_token[0]
     assert any(u.endswith(f"/callback/{callback_path}") for u in urls)  # replaceState's entry
     assert url in urls  # the login page's address, nonce included
-    # What limits the damage: rexec-logout ends the session, and the JWT the history
-    # still holds is refused from then on.
-    from_history = with_token[0].split("?token=")[1]
-    env = dict(os.environ, REXEC_TOKEN=from_history, REXEC_HOST=standin.url)
-    assert run_bin("rexec-whoami", env=env).code == 0
+    # The history holds the browser's session, which rexec-logout leaves alone; the
+    # device token, the only token on disk, stops working.
+    env = dict(os.environ, REXEC_HOST=standin.url)
     logout = run_bin("rexec-logout")
     assert (logout.code, logout.err) == (0, "")
-    still = run_bin("rexec-whoami", env=env)
-    assert still.code == 1 and "session_revoked" in still.err
+    refused = run_bin("rexec-whoami", env={**env, "REXEC_TOKEN": device})
+    assert refused.code == 1 and "invalid token" in refused.err.lower(), refused
+    assert run_bin("rexec-whoami", env={**env, "REXEC_TOKEN": session_jwt}).code == 0

@@ -17,9 +17,12 @@ def test_demo_runs_every_step_successfully():
     assert "demo finished: every step did what it should" in proc.stdout
     for shown in (
         "Successfully logged in as janedoe",
+        "Device token 'rexec-credential on ",
         "rexec-whoami --all",
+        "✓ Renewed the token of janedoe on ",
         "✓ Switched to johndoe",
-        "(session_revoked)",
+        "$ REXEC_TOKEN=<janedoe's device token> rexec-whoami\n  Error: Invalid token",
+        "$ REXEC_TOKEN=<the browser's session token> rexec-whoami\n  User Profile",
     ):
-        assert shown in proc.stdout
+        assert shown in proc.stdout, shown
     assert "Traceback" not in proc.stdout + proc.stderr

@@ -140,6 +140,20 @@ def stored(config_path) -> dict | None:
     return json.loads(config_path.read_text()) if config_path.exists() else None
 
 
+SUCCESS = "✓ Successfully logged in as johndoe (johndoe@example.com)\n"
+
+
+def made_a_device_token(result, standin, config_path, location: str) -> None:
+    """The login succeeded with a device token of johndoe stored (its line printed after
+    the success line) and the browser's own session token (in the callback) nowhere."""
+    assert SUCCESS + "Device token '" in result.out, result
+    token = stored(config_path)["token"]
+    assert standin.api_token_id(token) in [t["id"] for t in standin.api_tokens("johndoe")]
+    session_jwt = location.split("?token=", 1)[1]
+    for path in config_path.parent.iterdir():
+        assert session_jwt not in path.read_text(errors="replace"), path
+
+
 # -- the happy path -------------------------------------------------------------------------
 
 
@@ -154,7 +168,14 @@ def test_browser_login_prints_the_seed_lines_stores_and_says_who(standin, config
         "If browser doesn't open, visit:\n" + url + "\n\n"
         "Waiting for login... (Press Ctrl+C to cancel)\n"
     )
-    assert result.out.endswith("✓ Successfully logged in as johndoe (johndoe@example.com)\n")
+    success, device = result.out.splitlines()[-2:]
+    assert success == "✓ Successfully logged in as johndoe (johndoe@example.com)"
+    name = login_command.default_token_name()
+    assert re.fullmatch(
+        f"Device token '{re.escape(name)}' made for this machine, valid until "
+        rf"\d{{4}}-\d\d-\d\d \d\d:\d\d:\d\d UTC; revoke it at {re.escape(standin.url)}/settings",
+        device,
+    ), device
     assert result.err == ""
     # <host>/cli-login?callback=<percent-encoded http://127.0.0.1:PORT/callback/<nonce>>
     assert url.startswith(standin.url + "/cli-login?callback=http%3A%2F%2F127.0.0.1%3A")
@@ -163,7 +184,13 @@ def test_browser_login_prints_the_seed_lines_stores_and_says_who(standin, config
     assert status == 200 and "Login Successful!" in body and "johndoe" in body
     data = stored(config_path)
     assert data["host"] == standin.url and data["username"] == "johndoe"
-    assert data["token"] in browser.location
+    # The device token is stored, never the browser's own session token.
+    session_jwt = browser.location.split("?token=", 1)[1]
+    [made] = standin.api_tokens("johndoe")
+    assert data["token"].startswith(made["token_prefix"]) and made["name"] == name
+    assert standin.api_token_id(data["token"]) == made["id"]
+    for path in config_path.parent.iterdir():
+        assert session_jwt not in path.read_text(errors="replace"), path
     assert data["token"] not in result.out + result.err  # tokens are never printed
 
 
@@ -250,8 +277,8 @@ def test_replay_of_the_good_callback_after_success_logs_no_one_in(standin, confi
     browser.check()
     assert result.code == 0, result
     assert set(replays) <= {410, "refused"} and len(replays) == 2
-    data = stored(config_path)
-    assert data["username"] == "johndoe" and data["token"] in browser.location
+    assert stored(config_path)["username"] == "johndoe"
+    made_a_device_token(result, standin, config_path, browser.location)
 
 
 # -- failures -------------------------------------------------------------------------------
@@ -325,6 +352,10 @@ def test_timeout_says_so_exits_1_frees_the_port_stores_nothing(standin, config_p
 
 def test_ctrl_c_while_waiting_says_cancelled_exits_130(standin, config_path):
     port = free_port()
+    # interrupt_main() does nothing unless SIGINT's handler is Python's own: make sure it is
+    # (a test runner or an earlier test in this process may have replaced it). A lost
+    # interrupt then fails within --timeout, not after the default five minutes.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
 
     def interrupt(url):  # Ctrl+C reaches the main thread while it waits
         import _thread
@@ -332,7 +363,14 @@ def test_ctrl_c_while_waiting_says_cancelled_exits_130(standin, config_path):
         _thread.interrupt_main()
         return True
 
-    result = call("login", ["--host", standin.url, "--port", str(port)], open_browser=interrupt)
+    try:
+        result = call(
+            "login",
+            ["--host", standin.url, "--port", str(port), "--timeout", "30"],
+            open_browser=interrupt,
+        )
+    finally:
+        signal.signal(signal.SIGINT, previous)
     assert (result.code, result.err) == (130, "Login cancelled.\n")
     assert_port_bindable(port)
     assert not config_path.exists()
@@ -412,14 +450,14 @@ def test_pasted_address_logs_in_and_a_wrong_nonce_is_refused(standin, config_pat
     os.close(write_fd)
     browser.check()
     assert result.code == 0, result
-    assert result.out.endswith("✓ Successfully logged in as johndoe (johndoe@example.com)\n")
+    made_a_device_token(result, standin, config_path, browser.location)
     assert result.err.splitlines() == [
         WRONG_ADDRESS,
         login_command.NOT_A_TOKEN,
         login_command.NOT_A_TOKEN,
     ]
     data = stored(config_path)
-    assert data["username"] == "johndoe" and data["token"] in browser.location
+    assert data["username"] == "johndoe"
     assert data["token"] not in result.out + result.err
 
 
@@ -437,7 +475,7 @@ def test_pasted_token_the_service_rejects_is_reported_and_the_wait_goes_on(stand
     good = standin.mint_api_token("johndoe")
     result = login(standin, "--no-browser", stdin=f"{revoked}\n{good}\n".encode())
     assert result.code == 0, result
-    assert result.err == "Invalid token: token revoked\n"
+    assert result.err == "Invalid token: invalid token\n"
     assert result.out.endswith("✓ Successfully logged in as johndoe (johndoe@example.com)\n")
     assert stored(config_path)["token"] == good
 
@@ -447,7 +485,7 @@ def test_pasted_rejected_token_then_nothing_times_out(standin, config_path):
     standin.revoke(revoked)
     result = login(standin, "--no-browser", timeout="1", stdin=f"{revoked}\n".encode())
     assert result.code == 1
-    assert result.err == "Invalid token: token revoked\nLogin timed out. Please try again.\n"
+    assert result.err == "Invalid token: invalid token\nLogin timed out. Please try again.\n"
     assert not config_path.exists()
 
 
@@ -512,7 +550,7 @@ def test_port_taken_and_rejected_token_is_invalid(standin, config_path, taken_po
     result = call(
         "login", ["--host", standin.url, "--port", str(taken_port)], stdin=token.encode() + b"\n"
     )
-    assert (result.code, result.err.splitlines()[-1]) == (1, "Invalid token: token revoked")
+    assert (result.code, result.err.splitlines()[-1]) == (1, "Invalid token: invalid token")
     assert not config_path.exists()
 
 
@@ -578,7 +616,7 @@ def test_a_browser_that_stays_open_does_not_hold_up_the_login(
         "rexec-login", "--host", standin.url, "--port", "0", "--timeout", "30", env=env, timeout=25
     )
     assert result.code == 0, result
-    assert result.out.endswith("✓ Successfully logged in as johndoe (johndoe@example.com)\n")
+    assert SUCCESS + "Device token '" in result.out, result
     assert stored(config_path)["username"] == "johndoe"
 
 
@@ -747,4 +785,4 @@ def test_pasted_address_through_a_terminal_is_not_echoed(standin, config_path):
     assert "✓ Successfully logged in as johndoe (johndoe@example.com)" in text
     token = location.split("?token=")[1]
     assert token not in text
-    assert stored(config_path)["token"] == token
+    made_a_device_token(Result(text.replace("\r", ""), "", 0), standin, config_path, location)

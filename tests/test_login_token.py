@@ -57,7 +57,7 @@ def test_revoked_token_is_invalid_and_nothing_is_stored(standin, config_path):
     token = standin.mint_api_token("johndoe")
     standin.revoke(token)
     result = call("login", ["--token", "-", "--host", standin.url], stdin=token.encode())
-    assert (result.code, result.err) == (1, "Invalid token: token revoked\n")
+    assert (result.code, result.err) == (1, "Invalid token: invalid token\n")
     assert not config_path.exists()
 
 

@@ -277,7 +277,10 @@ def usage(page: str) -> tuple:
     for line in lines[start + 1 :]:
         if not line.strip():
             break
-        patterns.append(line)
+        if patterns and patterns[-1].strip() and not line.strip().startswith(page):
+            patterns[-1] += " " + line  # a usage line continued on the next (docopt joins them)
+        else:
+            patterns.append(line)
     patterns = [" ".join(p.split()) for p in patterns if p.strip()]
     start = next(i for i, line in enumerate(lines) if line.strip().lower().startswith("options:"))
     entries, indent = [], None

@@ -239,7 +239,7 @@ def test_logout_follows_rexec_host_like_every_command(tmp_path, config_path):
         assert f"host={second.url}\n" in who.out, who
         first.clear_log()
         second.clear_log()
-        result = run_bin("rexec-logout", env=env)
+        result = run_bin("rexec-logout", "--end-session", env=env)
         assert result.code == 0 and second.url in result.out, result
         assert [e["method"] for e in first.log] == []
         assert [e["method"] for e in second.log] == ["DELETE"]
@@ -287,6 +287,7 @@ def test_stored_names_are_cleaned_in_every_output_form(config_path, form):
             "token_source",
             "token_kind",
             "token_expires",
+            "token_name",
             "active",
             "state",
             "error",

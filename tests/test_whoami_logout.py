@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 
 import pytest
 from conftest import call, run_bin
@@ -54,6 +55,7 @@ def test_whoami_porcelain(standin, logged_in):
         "token_source=config",
         "token_kind=api",
         "token_expires=",
+        "token_name=",
     ]
 
 
@@ -228,16 +230,29 @@ def test_colour_only_on_a_terminal_without_no_color(standin, logged_in):
     assert "\033[" not in no_colour.out
 
 
-def test_an_expiry_beyond_what_the_clock_can_show_is_shown_as_a_number(standin, logged_in):
+def test_an_expiry_beyond_what_the_clock_can_show_is_shown_as_a_number(standin, config_path):
+    token = standin.mint_jwt("johndoe", exp=999999999999999999)
+    assert call("login", ["--token", "-", "--host", standin.url], stdin=token.encode()).code == 0
+    result = call("whoami", [])
+    assert result.code == 0, result
+    assert "expires at Unix time 999999999999999999" in result.out
+
+
+def test_token_expires_is_the_tokens_own_not_what_git_stored(standin, config_path):
+    """git may store another expiry with the token (it is get's business, not whoami's)."""
+    exp = int(time.time()) + 30 * 86400
+    token = standin.mint_jwt("johndoe", exp=exp)
+    assert call("login", ["--token", "-", "--host", standin.url], stdin=token.encode()).code == 0
     stored = call(
         "credential",
         ["store"],
         stdin=(
             f"protocol=http\nhost={standin.url.split('//')[1]}\nusername=johndoe\n"
-            f"password={logged_in}\npassword_expiry_utc=999999999999999999\n"
+            f"password={token}\npassword_expiry_utc={exp + 5000}\n"
         ).encode(),
     )
     assert stored.code == 0
-    result = call("whoami", [])
-    assert result.code == 0, result
-    assert "expires at Unix time 999999999999999999" in result.out
+    result = call("whoami", ["--porcelain"])
+    assert f"token_expires={exp}\n" in result.out, result
+    got = call("credential", ["get"], stdin=b"")
+    assert f"password_expiry_utc={exp + 5000}\n" in got.out, got

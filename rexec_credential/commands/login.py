@@ -2,14 +2,20 @@
 
 Without --token, opens the browser on the server's login page and waits for it to
 redirect to a one-time callback address on this machine's loopback interface; on a
-machine without a browser, paste the address the browser ended on (or the token). With
-the --token option, validates an API token (rexec_...) or a JWT and stores it; use
-`--token -` to read it from standard input, so it never shows in argv or history. With
-the --switch option, another stored login becomes the active one, without a new sign-in.
+machine without a browser, paste the address the browser ended on (or the token). The
+browser hands over its own web session; with it, rexec-login makes an API token for this
+machine (a device token, named and expiring) and keeps that, never the browser's session,
+so that logging out here leaves the browser signed in. With the --token option, validates
+an API token (rexec_...) or a JWT and stores it; use `--token -` to read it from standard
+input, so it never shows in argv or history. With the --renew option, the stored login
+gets a new device token without a browser (the old device token is revoked). With the
+option --switch, another stored login becomes the active one, without a new sign-in.
 
 Usage:
   rexec-login [--host=URL] [--port=PORT] [--timeout=SECONDS] [--no-browser]
+              [--expires-in=DAYS] [--token-name=NAME] [--session-token]
   rexec-login --token=TOKEN [--host=URL]
+  rexec-login --renew [--host=URL] [--user=NAME] [--expires-in=DAYS]
   rexec-login --switch [--user=NAME] [--host=URL]
   rexec-login (-h | --help)
   rexec-login --version
@@ -21,10 +27,18 @@ Options:
                      port [default: 9876].
   --timeout=SECONDS  How long to wait for the browser [default: 300].
   --no-browser       Print the login address instead of opening a browser.
+  --expires-in=DAYS  The device token expires after DAYS days, 0 to 3650; 0:
+                     never [default: 90].
+  --token-name=NAME  The device token's name (default: rexec-credential on
+                     <this machine's short name>).
+  --session-token    Keep the browser's session token itself, as the Rexec
+                     CLI does, instead of making a device token.
   --token=TOKEN      Log in with this API token or JWT; - reads it from
                      standard input.
+  --renew            Make a new device token for a stored login, with its
+                     token, and revoke the old device token.
   --switch           Make a stored login the active one (no network).
-  --user=NAME        With --switch: the user to switch to.
+  --user=NAME        With --switch or --renew: the user.
   -h, --help         Show this help.
   --version          Show the version.
 
@@ -36,16 +50,16 @@ from __future__ import annotations
 
 from urllib.parse import quote
 
-from .. import hosts, tokens
-from ..accounts import Account, listing
+from .. import hosts, precedence, tokens
+from ..accounts import Account, listing, when
 from ..callback import CallbackServer
-from ..errors import AuthError, RexecError, UsageError
+from ..errors import AuthError, RexecError, StorageError, UsageError
 from ..precedence import effective_host, env_token
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from ..accounts import Login
-    from ..api import Profile
+    from ..api import Client, DeviceToken, Profile
     from ..context import Args, Context
     from ..store import State
 
@@ -54,13 +68,20 @@ def run(args: Args, ctx: Context) -> int:
     """Log in with --token, through the browser, or switch to a stored login."""
     if args["--switch"]:
         return switch(args, ctx)
-    host = _effective_host(args["--host"], ctx)
+    if args["--renew"]:
+        return renew(args, ctx, _parse_expires_in(args["--expires-in"]))
     if args["--token"] is not None:
+        host = _effective_host(args["--host"], ctx)
         token = _token_argument(args["--token"], ctx)
-        profile = establish(ctx, host, token)
+        profile = establish(ctx, host, token).profile
         ctx.success(f"Logged in as {_who(profile)}")
         return 0
-    return browser_login(args, ctx, host)
+    device = None
+    if not args["--session-token"]:  # checked before any network or browser
+        device = Device(
+            _parse_token_name(args["--token-name"]), _parse_expires_in(args["--expires-in"])
+        )
+    return browser_login(args, ctx, _effective_host(args["--host"], ctx), device)
 
 
 def _effective_host(option: str | None, ctx: Context) -> str:
@@ -80,11 +101,35 @@ def _token_argument(value: str, ctx: Context) -> str:
         ) from None
 
 
-def establish(ctx: Context, host: str, token: str) -> Profile:
+class Device:
+    """What a browser login asks the service for: a device token's name and lifetime."""
+
+    __slots__ = ("name", "expires_in")
+
+    def __init__(self, name: str, expires_in: int) -> None:
+        self.name = name
+        self.expires_in = expires_in  # days; 0: never expires
+
+
+class Established:
+    """A login made: the profile, the account stored, and why no device token was made."""
+
+    __slots__ = ("profile", "account", "no_device")
+
+    def __init__(self, profile: Profile, account: Account, no_device: str | None) -> None:
+        self.profile = profile
+        self.account = account
+        self.no_device = no_device  # the reason, when one was asked for and not made
+
+
+def establish(ctx: Context, host: str, token: str, device: Device | None = None) -> Established:
     """Check the token's form, validate it with the service, store it as the active login.
 
     Every way a token arrives (argument, stdin, prompt, callback, paste) comes through
-    here and is trimmed by the one rule REXEC_TOKEN is trimmed by.
+    here and is trimmed by the one rule REXEC_TOKEN is trimmed by. With `device`, a JWT
+    (the browser's own web session) is used once more, to make a device token, which is
+    stored instead; the JWT is never written, and its session is left alone. When the
+    service makes none, the JWT is stored after all (`no_device` says why).
     """
     token = tokens.trim(token)
     kind = tokens.classify(token)  # malformed: refused before any request
@@ -93,6 +138,26 @@ def establish(ctx: Context, host: str, token: str) -> Profile:
         profile = client.validate_api_token(token)
     else:
         profile = client.profile(token)
+    account = _account(host, profile, token, ctx)
+    no_device = None
+    if device is not None and kind == tokens.JWT:
+        try:
+            made = client.create_token(token, device.name, device.expires_in)
+        except RexecError as exc:
+            no_device = exc.message
+        else:
+            account = _account(host, profile, made["token"], ctx, made)
+    if not ctx.storage.update(lambda state: state.log_in(account)):
+        ctx.warn(
+            "note: this token is the value of REXEC_TOKEN, which is never written to disk; "
+            "not stored"
+        )
+    return Established(profile, account, no_device)
+
+
+def _account(
+    host: str, profile: Profile, token: str, ctx: Context, made: DeviceToken | None = None
+) -> Account:
     account = Account(
         host,
         profile["username"],
@@ -101,12 +166,96 @@ def establish(ctx: Context, host: str, token: str) -> Profile:
         profile.get("tier") or "",
         created_at=int(ctx.clock()),
     )
-    if not ctx.storage.update(lambda state: state.log_in(account)):
-        ctx.warn(
-            "note: this token is the value of REXEC_TOKEN, which is never written to disk; "
-            "not stored"
+    if made is not None:
+        account.token_id, account.token_name = made["id"], made["name"]
+        account.token_expiry = made["expires"]
+    return account
+
+
+def device_line(account: Account) -> str:
+    """The line that names a device token, its expiry and where it can be revoked."""
+    until = (
+        "with no expiry"
+        if account.token_expiry is None
+        else f"valid until {when(account.token_expiry)}"
+    )
+    return (
+        f"Device token '{tokens.clean(account.token_name)}' made for this machine, {until}; "
+        f"revoke it at {account.host}/settings"
+    )
+
+
+NO_DEVICE = (
+    "note: no device token could be made ({why}); this login keeps the browser's "
+    "session token, so logging out leaves it live: 'rexec-login --renew' makes one later"
+)
+
+
+def renew(args: Args, ctx: Context, expires_in: int) -> int:
+    """A new device token for a stored login, made with its token, in place of it; the
+    old one revoked if it was a device token. No browser."""
+    state = ctx.storage.load()
+    now = ctx.clock()
+    host = precedence.effective_host(state, ctx.env, args["--host"])[0]
+    if args["--user"] is None:
+        login = precedence.login_for(state, host, now)
+        old = login[0] if login else None
+    else:  # that user's login, on --host if given, else on whichever host holds it
+        found = state.select(host if args["--host"] else None, args["--user"])
+        if len(found) > 1:
+            raise UsageError(
+                "more than one login matches; choose one with --host:\n" + "\n".join(listing(found))
+            )
+        old = found[0][0] if found else None
+    if old is None:
+        raise AuthError(f"Not logged in to {host}. Run 'rexec-login' first.")
+    tokens.classify(old.token)
+    client = ctx.api(old.host)
+    made = client.create_token(old.token, old.token_name or default_token_name(), expires_in)
+    new = Account(old.host, old.username, made["token"], old.email, old.tier, created_at=int(now))
+    new.token_id, new.token_name, new.token_expiry = made["id"], made["name"], made["expires"]
+    if not ctx.storage.update(lambda s: s.renew(old, new)):
+        _revoke_quietly(client, made["token"], made["id"])
+        raise StorageError(
+            f"the login of {old.describe()} was removed while it was renewed; nothing changed"
         )
-    return profile
+    if old.device:
+        try:
+            client.revoke_token(new.token, old.token_id, REVOKE_BUDGET)
+        except RexecError as exc:
+            ctx.warn(
+                f"warning: could not revoke the old device token ({exc.message}); it may "
+                f"still be valid: revoke it at {old.host}/settings"
+            )
+    elif old.kind == tokens.API:
+        ctx.warn(
+            "note: the API token this login had was not made here and stays valid; "
+            f"revoke it at {old.host}/settings if nothing else uses it"
+        )
+    until = (
+        "with no expiry" if new.token_expiry is None else f"valid until {when(new.token_expiry)}"
+    )
+    who = tokens.clean(old.username) or "the login"
+    ctx.success(f"Renewed the token of {who} on {old.host}, {until}")
+    return 0
+
+
+REVOKE_BUDGET = 10.0  # seconds for revoking the token renew replaced
+
+
+def _revoke_quietly(client: Client, token: str, token_id: str) -> None:
+    try:
+        client.revoke_token(token, token_id, REVOKE_BUDGET)
+    except RexecError:
+        pass  # the error raised next says what matters
+
+
+def default_token_name() -> str:
+    """`rexec-credential on <short machine name>`."""
+    import socket
+
+    machine = tokens.clean(socket.gethostname().partition(".")[0], limit=60)
+    return f"rexec-credential on {machine}" if machine else "rexec-credential"
 
 
 def switch(args: Args, ctx: Context) -> int:
@@ -155,6 +304,26 @@ def _who(profile: Profile) -> str:
     return f"{who} ({email})" if email else who
 
 
+MAX_EXPIRES_IN = 3650  # days
+MAX_TOKEN_NAME = 100  # characters
+
+
+def _parse_expires_in(value: str) -> int:
+    if not (value.isascii() and value.isdigit() and int(value) <= MAX_EXPIRES_IN):
+        raise UsageError(f"invalid --expires-in: use a number of days from 0 to {MAX_EXPIRES_IN}")
+    return int(value)
+
+
+def _parse_token_name(value: str | None) -> str:
+    if value is None:
+        return default_token_name()
+    if not value.strip() or len(value) > MAX_TOKEN_NAME or not value.isprintable():
+        raise UsageError(f"invalid --token-name: use 1 to {MAX_TOKEN_NAME} printable characters")
+    if tokens.shaped_like_token(value):
+        raise UsageError("invalid --token-name: it looks like a token")
+    return value
+
+
 def _parse_port(value: str) -> int:
     # Never the value in the message: a mistyped secret may have landed here.
     if not (value.isascii() and value.isdigit()) or int(value) > 65535:
@@ -184,12 +353,12 @@ POLL = 0.2  # seconds between looks at the callback, stdin and the clock while w
 CANCELLED = "Login cancelled."  # what cli.main says when Ctrl+C ends this command
 
 
-def browser_login(args: Args, ctx: Context, host: str) -> int:
+def browser_login(args: Args, ctx: Context, host: str, device: Device | None) -> int:
     """The browser flow through a one-time loopback callback (docs/contract.md §5)."""
     port = _parse_port(args["--port"])
     deadline = ctx.monotonic() + _parse_timeout(args["--timeout"])
     hosts.require_secure(host, ctx.env)
-    attempt = _Attempt(ctx, host)
+    attempt = _Attempt(ctx, host, device)
     server = CallbackServer(attempt, port)
     try:
         server.start()
@@ -212,19 +381,19 @@ def login_url(host: str, callback_url: str) -> str:
 class _Attempt:
     """on_token for the callback server: validate and store a token, remember the outcome."""
 
-    def __init__(self, ctx: Context, host: str) -> None:
-        self.ctx, self.host = ctx, host
-        self.profile: Profile | None = None
+    def __init__(self, ctx: Context, host: str, device: Device | None) -> None:
+        self.ctx, self.host, self.device = ctx, host, device
+        self.done: Established | None = None
         self.error: RexecError | None = None
 
     def __call__(self, token: str) -> tuple[bool, str]:
         """Validate and store the token; (ok, a sentence for the browser page)."""
         try:
-            self.profile = establish(self.ctx, self.host, token)
+            self.done = establish(self.ctx, self.host, token, self.device)
         except RexecError as exc:
             self.error = exc
             return False, exc.message
-        return True, f"Logged in to Rexec as {_who(self.profile)}."
+        return True, f"Logged in to Rexec as {_who(self.done.profile)}."
 
     def forget_error(self) -> RexecError | None:
         """The last failure, cleared so that the login can go on."""
@@ -324,8 +493,13 @@ def _take_pasted(ctx: Context, server: CallbackServer, attempt: _Attempt, line: 
 
 
 def _report(ctx: Context, attempt: _Attempt) -> int:
-    if attempt.profile is not None:
-        ctx.success(f"Successfully logged in as {_who(attempt.profile)}")
+    done = attempt.done
+    if done is not None:
+        ctx.success(f"Successfully logged in as {_who(done.profile)}")
+        if done.account.device:
+            ctx.out(device_line(done.account))
+        elif done.no_device is not None:
+            ctx.warn(NO_DEVICE.format(why=done.no_device))
         return 0
     if attempt.error is not None:
         raise attempt.error
@@ -345,6 +519,6 @@ def _manual_login(ctx: Context, host: str, exc: OSError) -> int:
     token = ctx.terminal.ask(PASTE_PROMPT)
     if not token:
         raise AuthError("Cancelled")
-    profile = establish(ctx, host, token)
+    profile = establish(ctx, host, token).profile
     ctx.success(f"Logged in as {_who(profile)}")
     return 0

@@ -1,16 +1,19 @@
-"""Log a Rexec login out: end its session on the server and remove it from this machine.
+"""Log a Rexec login out: revoke its device token and remove it from this machine.
 
 Without options, the login of the effective host (REXEC_HOST, else the active login's),
 like every command; for the active login ~/.rexec/config.json is removed completely and the
 login's token leaves ~/.rexec/credentials.json too; other logins and the credentials git
-stored for other hosts stay. A login made in the browser (a JWT) has its session ended on
-the server first, so the token stops working everywhere, also any copy left elsewhere
-(the browser's history keeps the callback address with the token). An API token is never
-revoked: it may be in use elsewhere; revoke it in the web app's settings.
+stored for other hosts stay. A device token (the API token rexec-login made for this
+machine) is revoked on the server first, so it stops working everywhere. A login that
+holds the browser's own session token (a JWT: --session-token, or a server without the
+token API) is left alone on the server, so the browser stays signed in, unless option
+`--end-session` ends that session everywhere, that browser included. An API token you gave
+rexec-login is never revoked: it may be in use elsewhere; revoke it in the web app's
+settings.
 
 Usage:
-  rexec-logout [--host=URL] [--user=NAME] [--local]
-  rexec-logout --all [--local]
+  rexec-logout [--host=URL] [--user=NAME] [--local] [--end-session]
+  rexec-logout --all [--local] [--end-session]
   rexec-logout (-h | --help)
   rexec-logout --version
 
@@ -19,12 +22,16 @@ Options:
   --user=NAME  Log out the stored login of this user.
   --all        Log out every login and remove every stored credential (both files,
                and the backups of corrupted files, which may hold tokens).
-  --local      Do not contact the server: the session stays live until it expires.
+  --local      Do not contact the server: a device token stays valid until it
+               expires or is revoked in the web app's settings.
+  --end-session
+               For a login holding a browser session token (JWT): end that
+               session on the server, which signs the browser out too.
   -h, --help   Show this help.
   --version    Show the version.
 
 If the server cannot be reached, the login is removed here all the same and a warning
-says where to end the session by hand. A corrupted file is moved aside to a backup
+says where to revoke the token by hand. A corrupted file is moved aside to a backup
 (<file>.corrupt-<UTC time>, named in a warning), never deleted: it may hold other logins.
 Exit status 0, also when nobody was logged in or a file was corrupted; 2 when --host/--user
 match several logins.
@@ -33,7 +40,7 @@ match several logins.
 from __future__ import annotations
 
 from .. import hosts, precedence, tokens
-from ..accounts import Account, listing
+from ..accounts import Account, listing, when
 from ..errors import RexecError, UsageError
 
 TYPE_CHECKING = False
@@ -42,7 +49,7 @@ if TYPE_CHECKING:
     from ..context import Args, Context
     from ..store import State
 
-SESSION_BUDGET = 10.0  # seconds for the server calls of one logout
+SERVER_BUDGET = 10.0  # seconds for the server calls of one logout
 
 
 def run(args: Args, ctx: Context) -> int:
@@ -50,7 +57,7 @@ def run(args: Args, ctx: Context) -> int:
     state, corrupted = ctx.storage.load_lenient()
     chosen, unusable = _choose(state, args, ctx)
     if not args["--local"]:
-        _end_sessions(ctx, [account for account, _ in chosen])
+        _revoke(ctx, [account for account, _ in chosen], args["--end-session"])
     backups = 0
     if args["--all"]:
         ctx.storage.update(lambda s: s.log_out_everything())
@@ -100,35 +107,37 @@ def _forget(state: State, chosen: list[Login], unusable: bool) -> None:
         state.drop_config()
 
 
-def _end_sessions(ctx: Context, chosen: list[Account]) -> None:
-    """End the session of each JWT login on its server, all at once, within SESSION_BUDGET;
-    warn for each one that could not be ended."""
+def _revoke(ctx: Context, chosen: list[Account], end_session: bool) -> None:
+    """Revoke each device token (and, with end_session, end each JWT's session) on its
+    server, all at once, within SERVER_BUDGET; warn for each one that could not be."""
     import threading
 
-    jwt_logins = [a for a in chosen if a.session_id]
-    outcome: dict[str, str | None] = {}  # token → None when ended, else why not
+    revocable = [a for a in chosen if a.device or (end_session and a.session_id)]
+    outcome: dict[str, str | None] = {}  # token → None when done, else why not
 
-    def end(account: Account) -> None:
+    def revoke(account: Account) -> None:
         try:
-            ctx.api(account.host).revoke_session(
-                account.token, account.session_id or "", SESSION_BUDGET
-            )
+            client = ctx.api(account.host)
+            if account.device:
+                client.revoke_token(account.token, account.token_id, SERVER_BUDGET)
+            else:
+                client.revoke_session(account.token, account.session_id or "", SERVER_BUDGET)
             outcome[account.token] = None
         except RexecError as exc:
             outcome[account.token] = exc.message
 
-    threads = [threading.Thread(target=end, args=(a,), daemon=True) for a in jwt_logins]
+    threads = [threading.Thread(target=revoke, args=(a,), daemon=True) for a in revocable]
     for thread in threads:
         thread.start()
     for thread in threads:
-        thread.join(SESSION_BUDGET + 1)
-    for account in jwt_logins:
+        thread.join(SERVER_BUDGET + 1)
+    for account in revocable:
         reason = outcome.get(account.token, "no answer in time")
         if reason is not None:
+            what = "revoke the device token" if account.device else "end the session"
             ctx.warn(
-                f"warning: could not end the session of {account.describe()} on the "
-                f"server ({reason}); it may still be live: end it at "
-                f"{account.host}/settings"
+                f"warning: could not {what} of {account.describe()} on the server "
+                f"({reason}); it may still be valid: revoke it at {account.host}/settings"
             )
 
 
@@ -156,14 +165,26 @@ def _report(ctx: Context, args: Args, chosen: list[Login], before: State, backup
         )
         ctx.success(f"Logged out {account.describe()}{left}")
     for account, _ in chosen:
-        if account.kind == "api":
+        if account.device:
+            if args["--local"]:
+                ctx.warn(
+                    f"note: --local: the device token of {account.describe()} stays valid "
+                    f"{_until(account)}; revoke it at {account.host}/settings"
+                )
+        elif account.kind == "api":
             who = tokens.clean(account.username) or account.host
             ctx.warn(
                 f"note: the API token of {who} stays valid "
                 f"until you revoke it at {account.host}/settings (API Tokens)"
             )
-        elif account.session_id and args["--local"]:
+        elif account.session_id and (args["--local"] or not args["--end-session"]):
             ctx.warn(
-                f"note: --local: the session of {account.describe()} stays live on the "
-                "server until the token expires"
+                f"note: the browser session of {account.describe()} stays signed in "
+                "(this login held its token); 'rexec-logout --end-session' ends it "
+                "everywhere, that browser included"
             )
+
+
+def _until(account: Account) -> str:
+    expiry = account.own_expiry
+    return "with no expiry" if expiry is None else f"until {when(expiry)}"

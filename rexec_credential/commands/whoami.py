@@ -14,8 +14,8 @@ Options:
   --host=URL   Rexec server (default: REXEC_HOST, then the config file, then
                https://rexec.pipeops.io).
   --porcelain  Print key=value lines for scripts: username, email, tier, role,
-               host, token_source, token_kind, token_expires (with --all also
-               active, state and error; a blank line between logins).
+               host, token_source, token_kind, token_expires, token_name (and
+               with --all: active, state and error; a blank line between logins).
   --json       Print the same keys as one JSON object (with --all, a list).
   --all        Every login known here: the stored accounts, the active login
                of the config file, and REXEC_TOKEN when set, each marked
@@ -33,10 +33,9 @@ whole list: when a login could not be checked and none was rejected).
 from __future__ import annotations
 
 import json
-import time
 
 from .. import precedence, tokens
-from ..accounts import Account
+from ..accounts import Account, when
 from ..errors import AuthError, RexecError, ServiceError, TokenRejected
 
 TYPE_CHECKING = False
@@ -75,7 +74,7 @@ class _Login:
                 raise TokenRejected(f"Invalid token: malformed; {tokens.VALID_FORMS}", "malformed")
             if self.account.expired(now):
                 raise TokenRejected(
-                    f"Invalid token: expired {_when(self.account.expires)}", "token is expired"
+                    f"Invalid token: expired {when(self.account.expires)}", "token is expired"
                 )
             if offline:
                 self.state = UNCHECKED
@@ -101,7 +100,8 @@ class _Login:
             "host": self.account.host,
             "token_source": "env" if self.source == "env" else "config",
             "token_kind": self.account.kind or "",
-            "token_expires": self.account.expires,
+            "token_expires": self.account.own_expiry,
+            "token_name": tokens.clean(self.account.token_name) if self.account.device else "",
         }
 
 
@@ -130,6 +130,7 @@ def run(args: Args, ctx: Context) -> int:
     if shown.error is not None:
         raise AuthError(f"Error: {shown.error}")
     _print(ctx, args, [shown], single=True)
+    _warn_expiring(ctx, [shown], ctx.clock())
     return 0
 
 
@@ -160,12 +161,27 @@ def _all(args: Args, ctx: Context) -> int:
     _print(ctx, args, logins, single=False)
     if offline:
         return 0  # a listing, not a check
+    _warn_expiring(ctx, [login for login in logins if login.state == VALID], now)
     states = {login.state for login in logins}
     if states & {REJECTED, EXPIRED}:
         return AuthError.exit_code
     if UNREACHABLE in states:
         return ServiceError.exit_code
     return 0
+
+
+RENEW_WITHIN = 7 * 86400  # seconds before expiry from which whoami says to renew
+
+
+def _warn_expiring(ctx: Context, logins: list[_Login], now: float) -> None:
+    """One line on stderr for each stored token that runs out within RENEW_WITHIN."""
+    for login in logins:
+        expiry = login.account.own_expiry
+        if login.source != "env" and expiry is not None and now < expiry <= now + RENEW_WITHIN:
+            ctx.warn(
+                f"warning: the token of {login.account.describe()} expires {when(expiry)}; "
+                "'rexec-login --renew' makes a new one"
+            )
 
 
 def _print(ctx: Context, args: Args, logins: list[_Login], single: bool) -> None:
@@ -215,6 +231,8 @@ def _block(ctx: Context, login: _Login, single: bool) -> None:
         ctx.out("  Role:     Admin")
     ctx.out(f"  Host:     {login.account.host}")
     kind = KINDS.get(facts["token_kind"], "token")
+    if facts["token_name"]:
+        kind = f"device token '{facts['token_name']}'"
     ctx.out(f"  Token:    {kind} from {_source(login)}, {_expiry(facts['token_expires'])}")
     if not single:
         ctx.out(f"  Status:   {login.error or login.state}")
@@ -240,12 +258,5 @@ def with_remedy(exc: TokenRejected, source: str) -> str:
     return f"{exc.message}. Run 'rexec-login' to log in again."
 
 
-def _when(seconds: int | None) -> str:
-    try:
-        return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(seconds or 0))
-    except (OverflowError, OSError, ValueError):  # beyond what the C library can show
-        return f"at Unix time {seconds}"
-
-
 def _expiry(expires: int | None) -> str:
-    return "no expiry" if expires is None else "expires " + _when(expires)
+    return "no expiry" if expires is None else "expires " + when(expires)

@@ -293,7 +293,7 @@ def test_tokens_show_only_on_the_password_line_of_get(
     )
     s.run("whoami after erase", "rexec-whoami", code=1)
     s.run("login --token - again", *login, stdin=main)
-    s.run("logout", "rexec-logout")
+    s.run("logout", "rexec-logout", "--end-session")
     assert not config_path.exists()
 
     # Revoked: stored, then revoked at the service; whoami and a new login are refused.
@@ -421,20 +421,21 @@ def test_tokens_show_only_on_the_password_line_of_get(
             "login --token - with REXEC_TOKEN's value", *login, stdin=env_token, env_token=env_token
         ).err
     )
-    s.run("logout with REXEC_TOKEN", "rexec-logout", env_token=env_token)
+    s.run("logout with REXEC_TOKEN", "rexec-logout", "--end-session", env_token=env_token)
     last = s.token("the last token", "johndoe", kind)  # the logout ended `second`'s session
     s.run("login after all that", *login, stdin=last)
 
     leaks = s.scan_outputs() + s.scan_processes() + s.scan_service_log() + s.scan_home({env_token})
     assert not leaks, "\n".join(leaks)
-    s.run("final logout", "rexec-logout")
+    s.run("final logout", "rexec-logout", "--end-session")
     assert not config_path.exists()
     leaks = s.scan_home({env_token}, may_hold=())  # now only the corrupt-* backups may
     assert not leaks, "\n".join(leaks)
 
     api_requests = [e for e in standin.log if e["path"].startswith("/api/")]
     assert {e["auth"] for e in api_requests} == {kind}  # the token went as a Bearer header
-    # Each of the three logouts of a JWT login ended its session; an API token is kept.
+    # Each of the three logouts of a JWT login (with --end-session) ended its session; an
+    # API token is kept.
     ended = [
         e
         for e in api_requests

@@ -13,6 +13,7 @@ exercised in-process with the timeout shortened, so the suite stays fast.
 
 from __future__ import annotations
 
+import json
 import socket
 import time
 
@@ -114,35 +115,45 @@ def test_delay_past_the_read_timeout(standin, config_path, logged_in, monkeypatc
     assert len(api_calls(standin)) == 1  # a read that timed out is not tried again
 
 
+@pytest.mark.parametrize("kind", ["device", "session"])
 @pytest.mark.parametrize("fault", FAULTS)
-def test_logout_of_a_jwt_login_under_fault(standin, config_path, fault):
-    """A JWT login logged out while the service fails: exit 0, the login removed here all
-    the same (config.json gone, its token gone from credentials.json, another login and a
-    credential kept), one stderr line saying the session may still be live and where to
-    end it; the session calls bounded as every other call."""
+def test_logout_under_fault(standin, config_path, fault, kind):
+    """A device-token login (revoked at logout), or a JWT login with --end-session, logged
+    out while the service fails: exit 0, the login removed here all the same (config.json
+    gone, its token gone from credentials.json, another login and a credential kept), one
+    stderr line saying the token may still be valid and where to revoke it; the calls
+    bounded as every other call."""
     from rexec_credential.testing import StandIn
 
     other = standin.mint_api_token("johndoe")  # a second login, which must stay
     assert run_bin("rexec-login", "--token", "-", "--host", standin.url, stdin=other).code == 0
     kept = "protocol=https\nhost=git.example.com\nusername=u\npassword=p\n"
     assert run_bin("rexec-credential", "store", stdin=kept).code == 0
+
+    def log_in(service) -> str:
+        jwt = service.mint_jwt("janedoe")
+        assert run_bin("rexec-login", "--token", "-", "--host", service.url, stdin=jwt).code == 0
+        if kind == "device":  # the JWT login becomes a device-token login
+            assert run_bin("rexec-login", "--renew").code == 0
+        return str(json.loads(config_path.read_text())["token"])
+
     if fault == "refused":
         with StandIn() as gone:  # a service that has stopped since the login
-            host, token = gone.url, gone.mint_jwt("janedoe")
-            assert run_bin("rexec-login", "--token", "-", "--host", host, stdin=token).code == 0
+            host, token = gone.url, log_in(gone)
     else:
-        host, token = standin.url, standin.mint_jwt("janedoe")
-        assert run_bin("rexec-login", "--token", "-", "--host", host, stdin=token).code == 0
+        host, token = standin.url, log_in(standin)
         getattr(standin, f"{fault}_next")(100)
     standin.clear_log()
-    result = run_bin("rexec-logout")
+    argv = [] if kind == "device" else ["--end-session"]
+    result = run_bin("rexec-logout", *argv)
     assert result.code == 0, result
     assert (
         result.out == f"✓ Logged out janedoe (jane@example.com) on {host} (1 other login remains)\n"
     ), result
     assert result.err.count("\n") == 1 and "Traceback" not in result.err, result
-    assert result.err.startswith("warning: could not end the session of janedoe"), result
-    assert result.err.endswith(f"it may still be live: end it at {host}/settings\n"), result
+    what = "revoke the device token" if kind == "device" else "end the session"
+    assert result.err.startswith(f"warning: could not {what} of janedoe"), result
+    assert result.err.endswith(f"it may still be valid: revoke it at {host}/settings\n"), result
     assert token not in result.out + result.err
     assert not config_path.exists()
     assert token not in (config_path.parent / "credentials.json").read_text()
