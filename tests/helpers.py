@@ -11,6 +11,21 @@ from rexec_credential.accounts import Account
 from rexec_credential.storage import Storage
 
 NOW = 1_700_000_000
+# What `rexec-whoami --all --porcelain/--json` says of each login.
+WHOAMI_ALL_KEYS = {
+    "username",
+    "email",
+    "tier",
+    "role",
+    "host",
+    "token_source",
+    "token_kind",
+    "token_expires",
+    "token_name",
+    "active",
+    "state",
+    "error",
+}
 
 
 def segment(obj: object) -> str:

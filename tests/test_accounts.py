@@ -13,7 +13,7 @@ import urllib.request
 
 import pytest
 from conftest import run_bin
-from helpers import accounts, credentials, log_in, write_json
+from helpers import WHOAMI_ALL_KEYS, accounts, credentials, log_in, write_json
 
 
 def login(standin, token: str, env: dict | None = None):
@@ -277,20 +277,7 @@ def test_whoami_all_json_marks_the_active_one(standin, two):
         ("janedoe", True, "valid", "api"),
         ("johndoe", False, "valid", "jwt"),
     ]
-    assert set(listed[1]) == {
-        "username",
-        "email",
-        "tier",
-        "role",
-        "host",
-        "token_source",
-        "token_kind",
-        "token_expires",
-        "token_name",
-        "active",
-        "state",
-        "error",
-    }
+    assert set(listed[1]) == WHOAMI_ALL_KEYS
     assert isinstance(listed[1]["token_expires"], int) and listed[0]["token_expires"] is None
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 from conftest import run_bin
-from helpers import accounts, credentials, jwt, log_in, read_json, write_json
+from helpers import WHOAMI_ALL_KEYS, accounts, credentials, jwt, log_in, read_json, write_json
 
 API_TOKEN = "rexec_" + "Q7" * 32
 JWT = jwt(user_id="u1", username="johndoe", exp=4102444800, sid="s-1")
@@ -278,20 +278,7 @@ def test_stored_names_are_cleaned_in_every_output_form(config_path, form):
         assert sorted(hosts) == [f"host=https://h{n}.example" for n in range(len(HOSTILE_NAMES))]
         assert "attacker" not in "".join(hosts)
         keys = {line.partition("=")[0] for line in result.out.splitlines() if line}
-        assert keys == {
-            "username",
-            "email",
-            "tier",
-            "role",
-            "host",
-            "token_source",
-            "token_kind",
-            "token_expires",
-            "token_name",
-            "active",
-            "state",
-            "error",
-        }
+        assert keys == WHOAMI_ALL_KEYS
     if form == ["--json"]:
         names = [obj["username"] for obj in json.loads(result.out)]
         assert "bob host=https://attacker.example" in names
