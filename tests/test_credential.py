@@ -760,10 +760,13 @@ def _modules_without_site(*args: str, stdin: bytes) -> tuple[str, set]:
     ],
     ids=["query", "empty", "url"],
 )
-def test_get_imports_nothing_beyond_json(config_path, stdin):
+def test_get_imports_nothing_beyond_json(config_path, monkeypatch, stdin):
+    """Nor the trace module when REXEC_TRACE is unset."""
     login(config_path, token=jwt(username="johndoe", exp=NOW * 2))
+    monkeypatch.delenv("REXEC_TRACE", raising=False)
     out, modules = _modules_without_site("-c", HARNESS, "get", stdin=stdin.encode())
     assert "password=" in out
+    assert "rexec_credential.trace" not in modules
     _, floor = _modules_without_site(
         "-c", "import sys, json; sys.stderr.write('MODULES ' + ' '.join(sys.modules))", stdin=b""
     )
@@ -771,6 +774,15 @@ def test_get_imports_nothing_beyond_json(config_path, stdin):
     assert not modules & FORBIDDEN - floor
     assert extra <= ALLOWED_BEYOND_JSON, sorted(extra - ALLOWED_BEYOND_JSON)
     assert not {"rexec_credential.api", "rexec_credential.commands.login"} & modules
+
+
+def test_the_trace_module_is_imported_only_when_rexec_trace_is_set(config_path, monkeypatch):
+    """The control for the test above: the harness sees the module when it is imported."""
+    login(config_path)
+    monkeypatch.setenv("REXEC_TRACE", "2")
+    _, modules = _modules_without_site("-c", HARNESS, "get", stdin=REXEC.encode())
+    assert "rexec_credential.trace" in modules
+    assert "docopt" not in modules and "requests" not in modules
 
 
 def test_installed_get_importtime_has_no_http_stack_or_docopt(config_path):
