@@ -1,14 +1,20 @@
 """Hand Rexec tokens to git over its credential-helper protocol.
 
 Usage:
-  rexec-credential (get | store | erase)
-  rexec-credential configure [--host=URL] [--system | --local]
-  rexec-credential unconfigure [--host=URL] [--system | --local]
-  rexec-credential <operation>
+  rexec-credential [--bearer] (get | store | erase)
+  rexec-credential configure [--bearer] [--host=URL] [--system | --local]
+  rexec-credential unconfigure [--bearer] [--host=URL] [--system | --local]
+  rexec-credential [--bearer] <operation>
   rexec-credential (-h | --help)
   rexec-credential --version
 
 Options:
+  --bearer    With get: answer a Rexec login (stored, or REXEC_TOKEN) as
+              authtype Bearer with the token as credential, to a request that
+              announces capability[]=authtype (git 2.46 and later); other
+              requests get username and password as without it. With
+              configure: the helper is "rexec --bearer", which git runs as
+              git-credential-rexec --bearer. unconfigure removes either form.
   --host=URL  With configure/unconfigure: the Rexec server (default: REXEC_HOST,
               then the config file, then https://rexec.pipeops.io).
   --system    With configure/unconfigure: the system git config, not ~/.gitconfig.
@@ -26,19 +32,27 @@ end of input; only protocol lines are written to standard output.
                password_expiry_utc and oauth_refresh_token when known; print
                nothing when none matches. An empty request answers with the
                current login. When no username is known, the placeholder
-               username x-rexec-token is given.
-  store        Save the credential: one per protocol, host, username and path;
-               a new password replaces the old one.
-  erase        Remove every matching credential; with a password, only those
-               that hold that password.
+               username x-rexec-token is given. A stored authtype and
+               credential answer only a request that announced
+               capability[]=authtype, and then come first in the answer,
+               after capability[]=authtype.
+  store        Save the credential (a username and password, or an authtype
+               and credential): one per protocol, host, username, path and
+               form; a new one replaces the old. Nothing is stored when
+               ephemeral is true.
+  erase        Remove every matching credential; with a password (or a
+               credential), only those that hold it.
   configure    Make git ask this helper, and no other, for the Rexec host:
-               credential.<host>.helper gets an empty value, then rexec.
+               credential.<host>.helper gets an empty value, then rexec (or
+               rexec --bearer).
   unconfigure  Remove what configure added.
 
-Any other operation is ignored. When REXEC_TOKEN is set, get answers with it
-for the effective host (REXEC_HOST, else the logged-in host, else
-https://rexec.pipeops.io) before anything stored; it is never written to disk.
-Logins are kept in ~/.rexec/config.json (the active one) and
+Any other operation is ignored, and so is any capability but authtype. When
+REXEC_TRACE is 1, 2 or true, each decision is traced on standard error (an
+absolute path: appended to that file); never a token. When REXEC_TOKEN is set,
+get answers with it for the effective host (REXEC_HOST, else the logged-in
+host, else https://rexec.pipeops.io) before anything stored; it is never
+written to disk. Logins are kept in ~/.rexec/config.json (the active one) and
 ~/.rexec/credentials.json (every account, and what store saves);
 $REXEC_CONFIG_DIR overrides the directory. Exit status: 0 on success, also when
 nothing matches; 2 malformed input; 4 unreadable or corrupted file, or git
@@ -47,7 +61,7 @@ config failed.
 
 from __future__ import annotations
 
-from .. import precedence, protocol
+from .. import precedence, protocol, records
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -56,12 +70,16 @@ if TYPE_CHECKING:
 
 OPERATIONS = ("get", "store", "erase")
 SETUP = ("configure", "unconfigure")
+BEARER = "--bearer"
 
 
 def quick_parse(argv: list[str]) -> Args | None:
-    """`rexec-credential OPERATION`, git's only form, without docopt (hot path); else None."""
-    if len(argv) == 1 and argv[0] and not argv[0].startswith("-") and argv[0] not in SETUP:
-        return {"<operation>": argv[0]}
+    """`rexec-credential [--bearer] OPERATION`, git's only forms (the helper `rexec` or
+    `rexec --bearer`), without docopt (hot path); else None."""
+    bearer = len(argv) == 2 and argv[0] == BEARER
+    operation = argv[-1] if len(argv) == 1 or bearer else ""
+    if operation and not operation.startswith("-") and operation not in SETUP:
+        return {"<operation>": operation, BEARER: bearer}
     return None
 
 
@@ -75,34 +93,29 @@ def run(args: Args, ctx: Context) -> int:
     action = _ACTIONS.get(operation)
     if action is None:
         return 0
-    request = protocol.read(ctx.stdin)
+    request = records.announced(protocol.read(ctx.stdin))
     if protocol.is_true(request.get("quit")):
         return 0
-    action(request, ctx)
+    action(request, ctx, bool(args.get(BEARER)))
     return 0
 
 
-def _get(request: Query, ctx: Context) -> None:
+def _get(request: Query, ctx: Context, bearer: bool) -> None:
     state = ctx.storage.load()
     now = ctx.clock()
-    record = precedence.env_answer(request, state, ctx.env, now) or state.find(
-        precedence.git_query(request, state, ctx.env), now
-    )
-    if record is None:
+    found = precedence.git_answer(request, state, ctx.env, now, bearer)
+    if found.record is None:
         return  # no match: no output, exit 0 (git's convention)
-    answer = {k: v for k, v in record.items() if k in protocol.CREDENTIAL_KEYS and k != "path"}
-    if "path" in request:
-        answer["path"] = request["path"]
-    ctx.stdout.write(protocol.render(answer))
+    ctx.stdout.write(protocol.render(records.response(found.record, request)))
     ctx.stdout.flush()
 
 
-def _store(request: Query, ctx: Context) -> None:
+def _store(request: Query, ctx: Context, bearer: bool) -> None:
     now = ctx.clock()
     ctx.storage.update(lambda state: state.store(request, now))
 
 
-def _erase(request: Query, ctx: Context) -> None:
+def _erase(request: Query, ctx: Context, bearer: bool) -> None:
     ctx.storage.update(lambda state: state.erase(request))
 
 
@@ -116,10 +129,15 @@ def _set_up_git(operation: str, args: Args, ctx: Context) -> int:
     git = gitsetup.GitConfig(scope, ctx.env)
     where = f"{scope[2:]} git config"
     if operation == "configure":
-        if gitsetup.configure(git, url):
-            ctx.success(f"git now asks rexec-credential, and no other helper, for {url} ({where})")
+        bearer = bool(args.get(BEARER))
+        helper = gitsetup.BEARER_HELPER if bearer else gitsetup.HELPER
+        how = " --bearer" if bearer else ""
+        if gitsetup.configure(git, url, helper):
+            ctx.success(
+                f"git now asks rexec-credential{how}, and no other helper, for {url} ({where})"
+            )
         else:
-            ctx.success(f"git already asks rexec-credential for {url} ({where})")
+            ctx.success(f"git already asks rexec-credential{how} for {url} ({where})")
     elif gitsetup.unconfigure(git, url):
         ctx.success(f"git no longer asks rexec-credential for {url} ({where})")
     else:
