@@ -50,7 +50,7 @@ from .errors import StorageError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Mapping, Optional, Tuple
+    from typing import Callable, Mapping, Optional, Tuple
 
     Entry = Tuple[bytes, Optional[bytes]]  # (key, value); None: a key with no '='
 
@@ -64,15 +64,22 @@ LOCK_WAIT = 1.0  # seconds to wait for git to finish a write (git itself does no
 class GitConfig:
     """The git config files of one scope (--global, --system or --local)."""
 
-    def __init__(self, scope: str, env: Mapping[str, str]) -> None:
+    def __init__(
+        self,
+        scope: str,
+        env: Mapping[str, str],
+        trace: Callable[[str], None] = lambda message: None,
+    ) -> None:
         self.scope = scope
         self._env = dict(env)
         self._files: list[str] | None = None
+        self.trace = trace  # files read, git config runs, what was decided (REXEC_TRACE)
 
     def files(self) -> list[str]:
         """The scope's files in the order git reads them; configure writes to target()."""
         if self._files is None:
             self._files = self._find_files()
+            self.trace(f"git config {self.scope}: the files {', '.join(self._files)}")
         return self._files
 
     def target(self) -> str:
@@ -92,6 +99,7 @@ class GitConfig:
         for record in out.split(b"\0")[:-1]:
             name, newline, value = record.partition(b"\n")
             result.append((name, value if newline else None))
+        self.trace(f"git config --file {path} --list: {len(result)} entries")
         return result
 
     def _find_files(self) -> list[str]:
@@ -144,6 +152,7 @@ def configure(git: GitConfig, url: str, helper: str = HELPER) -> bool:
     when it already does."""
     stem = _stem(url)
     target = git.target()
+    git.trace(f"configure writes to {target}")
     with _Lock(target) as lock:
         text = lock.read() or b""
         items = _understood(git, target, text)
@@ -156,11 +165,14 @@ def configure(git: GitConfig, url: str, helper: str = HELPER) -> bool:
                 if last - 1 in _pairs(other or b"", found, stem) and (
                     found[last].value == helper.encode()
                 ):
+                    git.trace(f"{path} ends with configure's pair ({helper}): nothing to do")
                     return False  # our pair comes after every other helper
+                git.trace(f"the last helper entry git reads is in {path}, not ours ({helper})")
                 break
         before: list[Entry] = [(item.key, item.value) for item in items if item.kind == _ENTRY]
         added: list[Entry] = [(stem + b".helper", value) for value in (b"", helper.encode())]
         lock.commit(_appended(text, items, stem, url, helper), git, before + added)
+        git.trace(f"appended helper = and helper = {helper} for {url} to {target}")
     return True
 
 
@@ -177,6 +189,7 @@ def unconfigure(git: GitConfig, url: str) -> bool:
                 continue
             items = _understood(git, path, text)
             starts = _pairs(text, items, stem)
+            git.trace(f"{path}: {len(starts)} of configure's pairs for {url}")
             if not starts:
                 continue
             gone = {i + k for i in starts for k in (0, 1)}

@@ -50,6 +50,23 @@ class Resolved:
         self.account = account  # the stored login the token belongs to, when it is one
         self.active = False  # whether that login is the active one (config.json's)
 
+    def explained(self) -> list[str]:
+        """The choice in a trace's words: the host and where it came from, the token's
+        source and kind (its redacted form, never the token)."""
+        lines = [f"host {self.host} (from {SOURCES[self.host_source]})"]
+        if not self.token:
+            lines.append("no token for this host: REXEC_TOKEN unset, no stored login for it")
+        elif self.token_source == "env":
+            lines.append(f"token from {ENV_TOKEN}: {tokens.redact(self.token)}")
+        elif self.account is not None:
+            which = "the active login" if self.active else "a stored login (not the active one)"
+            lines.append(
+                f"token of {which}, {self.account.describe()}: {tokens.redact(self.token)}"
+            )
+        else:
+            lines.append(f"token of a credential git stored for it: {tokens.redact(self.token)}")
+        return lines
+
 
 def env_token(env: Mapping[str, str]) -> str | None:
     """REXEC_TOKEN, trimmed as a login token is; None when unset or blank."""

@@ -135,6 +135,31 @@ class State:
                     return answer, None
         return None
 
+    def explain(self, query: Query, now: float, capable: bool = False) -> list[str]:
+        """Why no record answers a request, for a trace: each login and the reason it
+        does not, then the stored credentials counted by reason (never a secret)."""
+        lines = []
+        for account, active in self.logins():
+            why = records.refusal(query, account.record(), now, capable, host_wide=True)
+            mark = " (active)" if active else ""
+            lines.append(f"login {account.describe()}{mark}: {why or 'answers'}")
+        counts: dict[str, int] = {}
+        for entry in self.credentials:
+            if not records.well_formed(entry):
+                why = "not a credential (hand-edited?)"
+            else:
+                why = records.refusal(query, _answer(entry), now, capable) or "answers"
+            counts[why] = counts.get(why, 0) + 1
+        if not self.logins():
+            lines.append("no login is stored")
+        if counts:
+            total = sum(counts.values())
+            reasons = ", ".join(f"{n} {why}" for why, n in sorted(counts.items()))
+            lines.append(f"{total} stored credential{'s' if total != 1 else ''}: {reasons}")
+        else:
+            lines.append("no credential is stored")
+        return lines
+
     def select(self, host: str | None, username: str | None) -> list[Login]:
         """The logins on host (a normalised URL) as username; None matches any."""
         return [

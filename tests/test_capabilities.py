@@ -461,3 +461,19 @@ def test_erase_compares_a_credential_like_a_password():
     assert not state.erase({"protocol": "p", "host": "h", "password": "c"})
     assert state.erase({"protocol": "p", "host": "h", "credential": "c", **capable})
     assert state.credentials == []
+
+
+def test_explain_names_each_login_and_counts_the_credentials():
+    state = State({"host": HOST, "token": API, "username": "johndoe"})
+    assert state.store(
+        {"protocol": "https", "host": "a.tld", "username": "u", "password": "p"}, NOW
+    )
+    assert state.store(
+        {"protocol": "https", "host": "b.tld", "username": "u", "password": "p"}, NOW
+    )
+    lines_ = state.explain({"protocol": "https", "host": "a.tld", "username": "x"}, NOW)
+    assert lines_ == [
+        "login johndoe on https://rexec.pipeops.io (active): host differs",
+        "2 stored credentials: 1 host differs, 1 username differs",
+    ]
+    assert API not in " ".join(lines_)

@@ -67,6 +67,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from ..context import Args, Context
     from ..records import Query
+    from ..store import State
 
 OPERATIONS = ("get", "store", "erase")
 SETUP = ("configure", "unconfigure")
@@ -91,10 +92,15 @@ def run(args: Args, ctx: Context) -> int:
     if operation in SETUP:
         return _set_up_git(operation, args, ctx)
     action = _ACTIONS.get(operation)
+    trace = ctx.trace
     if action is None:
+        trace("an operation this helper does not know: ignored, nothing read")
         return 0
     request = records.announced(protocol.read(ctx.stdin))
+    if trace.on:
+        trace(f"{operation}{' --bearer' if args.get(BEARER) else ''}: {_described(request)}")
     if protocol.is_true(request.get("quit")):
+        trace("quit is true: nothing done")
         return 0
     action(request, ctx, bool(args.get(BEARER)))
     return 0
@@ -104,6 +110,8 @@ def _get(request: Query, ctx: Context, bearer: bool) -> None:
     state = ctx.storage.load()
     now = ctx.clock()
     found = precedence.git_answer(request, state, ctx.env, now, bearer)
+    if ctx.trace.on:
+        _trace_answer(ctx, found, state, request, now)
     if found.record is None:
         return  # no match: no output, exit 0 (git's convention)
     ctx.stdout.write(protocol.render(records.response(found.record, request)))
@@ -112,11 +120,13 @@ def _get(request: Query, ctx: Context, bearer: bool) -> None:
 
 def _store(request: Query, ctx: Context, bearer: bool) -> None:
     now = ctx.clock()
-    ctx.storage.update(lambda state: state.store(request, now))
+    changed = ctx.storage.update(lambda state: state.store(request, now))
+    ctx.trace("stored" if changed else _not_stored(request, now))
 
 
 def _erase(request: Query, ctx: Context, bearer: bool) -> None:
-    ctx.storage.update(lambda state: state.erase(request))
+    changed = ctx.storage.update(lambda state: state.erase(request))
+    ctx.trace("erased what matched" if changed else "nothing matched: nothing erased")
 
 
 def _set_up_git(operation: str, args: Args, ctx: Context) -> int:
@@ -124,9 +134,10 @@ def _set_up_git(operation: str, args: Args, ctx: Context) -> int:
     from .. import gitsetup
 
     state = ctx.storage.load_lenient()[0]  # a corrupted file: the host may come from elsewhere
-    url = precedence.effective_host(state, ctx.env, args.get("--host"))[0]
+    url, source = precedence.effective_host(state, ctx.env, args.get("--host"))
+    ctx.trace(f"host {url} (from {precedence.SOURCES[source]})")
     scope = "--system" if args.get("--system") else "--local" if args.get("--local") else "--global"
-    git = gitsetup.GitConfig(scope, ctx.env)
+    git = gitsetup.GitConfig(scope, ctx.env, ctx.trace)
     where = f"{scope[2:]} git config"
     if operation == "configure":
         bearer = bool(args.get(BEARER))
@@ -146,3 +157,55 @@ def _set_up_git(operation: str, args: Args, ctx: Context) -> int:
 
 
 _ACTIONS = {"get": _get, "store": _store, "erase": _erase}
+
+
+# -- the trace (REXEC_TRACE): only when it is on, never a secret ----------------------------
+
+
+def _described(request: Query) -> str:
+    """A request in a trace: what it asks, the secrets it carries named, never shown."""
+    shown = [
+        f"{key}={request[key]}"
+        for key in ("protocol", "host", "path", "username")
+        if isinstance(request.get(key), str)
+    ]
+    given = [key for key in records.SECRET_KEYS + ("oauth_refresh_token",) if key in request]
+    if given:
+        shown.append(f"with {' and '.join(given)}")
+    if records.capable(request):
+        shown.append("capability[]=authtype")
+    if protocol.is_true(request.get("ephemeral")):
+        shown.append("ephemeral")
+    return "request " + (" ".join(shown) if shown else "empty")
+
+
+def _trace_answer(
+    ctx: Context, found: precedence.Answer, state: State, request: Query, now: float
+) -> None:
+    trace = ctx.trace
+    trace(f"REXEC_TOKEN: {found.env_reason or 'answers'}")
+    if found.record is None:
+        query = found.query
+        asked = " ".join(f"{k}={query[k]}" for k in records.MATCH_KEYS if k in query)
+        if query is not request:
+            host, source = precedence.effective_host(state, ctx.env)
+            asked += f" (the request named none: {host}, from {precedence.SOURCES[source]})"
+        trace(f"nothing answers {asked or 'anything'}:")
+        for line in state.explain(query, now, records.capable(request)):
+            trace(f"  {line}")
+        return
+    form = "authtype Bearer" if records.has_credential(found.record) else "username and password"
+    if found.source == "env":
+        what = "REXEC_TOKEN"
+    elif found.login is not None:
+        what = f"the login {found.login.describe()}"
+    else:
+        what = f"a stored credential for {found.record.get('username', '')!r}"
+    trace(f"answered with {what}, as {form}")
+
+
+def _not_stored(request: Query, now: float) -> str:
+    """Why store kept nothing (a trace line)."""
+    if records.storable(request, now) is None:
+        return "nothing stored: a key is missing, or it is ephemeral or expired"
+    return "nothing stored: already stored, or REXEC_TOKEN's value (never written)"

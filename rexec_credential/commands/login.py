@@ -40,7 +40,7 @@ from .. import hosts, tokens
 from ..accounts import Account, listing
 from ..callback import CallbackServer
 from ..errors import AuthError, RexecError, UsageError
-from ..precedence import effective_host, env_token
+from ..precedence import SOURCES, effective_host, env_token
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -65,7 +65,9 @@ def run(args: Args, ctx: Context) -> int:
 
 def _effective_host(option: str | None, ctx: Context) -> str:
     # A corrupted file counts as empty here; it is moved aside when the login is written.
-    return effective_host(ctx.storage.load_lenient()[0], ctx.env, option)[0]
+    host, source = effective_host(ctx.storage.load_lenient()[0], ctx.env, option)
+    ctx.trace(f"host {host} (from {SOURCES[source]})")
+    return host
 
 
 def _token_argument(value: str, ctx: Context) -> str:
@@ -88,6 +90,7 @@ def establish(ctx: Context, host: str, token: str) -> Profile:
     """
     token = tokens.trim(token)
     kind = tokens.classify(token)  # malformed: refused before any request
+    ctx.trace(f"validating {tokens.redact(token)} with {host}")
     client = ctx.api(host)
     if kind == tokens.API:
         profile = client.validate_api_token(token)
@@ -101,6 +104,7 @@ def establish(ctx: Context, host: str, token: str) -> Profile:
         profile.get("tier") or "",
         created_at=int(ctx.clock()),
     )
+    ctx.trace(f"the service accepted it: {account.describe()}")
     if not ctx.storage.update(lambda state: state.log_in(account)):
         ctx.warn(
             "note: this token is the value of REXEC_TOKEN, which is never written to disk; "
@@ -113,6 +117,7 @@ def switch(args: Args, ctx: Context) -> int:
     """Make a stored login the active one: config.json gets its five fields. No network."""
     state = ctx.storage.load()
     target, active = _switch_target(state, args, ctx)
+    ctx.trace(f"switch to {target.describe()}{' (already active)' if active else ''}")
     now = ctx.clock()
     if active:
         ctx.success(f"Already using {target.describe()}")
@@ -194,7 +199,9 @@ def browser_login(args: Args, ctx: Context, host: str) -> int:
     try:
         server.start()
     except OSError as exc:
+        ctx.trace(f"no callback server on port {port}: {exc.strerror or exc}; manual login")
         return _manual_login(ctx, host, exc)
+    ctx.trace(f"callback server on 127.0.0.1 port {server.port}")
     with server:  # the port is released however this ends, Ctrl+C included
         url = login_url(host, server.url)
         opening = not args["--no-browser"]

@@ -49,6 +49,17 @@ def run(args: Args, ctx: Context) -> int:
     """Choose the logins, end their sessions, remove them, say what happened."""
     state, corrupted = ctx.storage.load_lenient()
     chosen, unusable = _choose(state, args, ctx)
+    for account, active in chosen:
+        ending = (
+            "no session to end (an API token)"
+            if not account.session_id
+            else (
+                "its session stays (--local)" if args["--local"] else "its session is ended first"
+            )
+        )
+        ctx.trace(f"logging out {account.describe()}{' (active)' if active else ''}: {ending}")
+    if not chosen:
+        ctx.trace("no stored login matches")
     if not args["--local"]:
         _end_sessions(ctx, [account for account, _ in chosen])
     backups = 0
@@ -76,9 +87,11 @@ def _choose(state: State, args: Args, ctx: Context) -> tuple[list[Login], bool]:
     host: str | None = None
     if not args["--user"]:
         try:
-            host = precedence.effective_host(state, ctx.env, args["--host"])[0]
+            host, source = precedence.effective_host(state, ctx.env, args["--host"])
         except precedence.BadStoredHost:
+            ctx.trace("config.json's host is not a URL: its login goes")
             return [], True
+        ctx.trace(f"host {host} (from {precedence.SOURCES[source]})")
         if not args["--host"]:  # the login every other command would use
             login = precedence.login_for(state, host, ctx.clock())
             return ([login] if login else []), False
