@@ -59,10 +59,12 @@ class Client:
         env: Mapping[str, str],
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
+        trace: Callable[[str], None] = lambda message: None,
     ) -> None:
         self.host = hosts.normalise(host)
         hosts.require_secure(self.host, env)
         self._clock, self._sleep = clock, sleep
+        self._trace = trace  # each request: method, path, status, time (REXEC_TRACE)
         self._session = requests.Session()
         self._session.headers["User-Agent"] = f"rexec-credential/{__version__}"
         # Verification stays on. The CA bundle comes from the context's env, as requests
@@ -108,6 +110,7 @@ class Client:
             token,
             budget,
             done=(200, 401, 404),
+            shown="/api/tokens/<token id>",
         )
 
     def revoke_session(self, token: str, session_id: str, budget: float) -> None:
@@ -119,6 +122,7 @@ class Client:
             token,
             budget,
             done=(200, 401, 404),
+            shown="/api/sessions/<session id>",
         )
 
     def _request(
@@ -129,6 +133,7 @@ class Client:
         budget: float = TOTAL_BUDGET,
         done: tuple[int, ...] = (200,),
         json: JsonObject | None = None,
+        shown: str = "",
     ) -> JsonObject:
         if not (token.isascii() and token.isprintable()):
             # No HTTP header can carry it (and http.client's error would quote it).
@@ -140,18 +145,9 @@ class Client:
             remaining = deadline - self._clock()
             timeout = (min(CONNECT_TIMEOUT, remaining), min(READ_TIMEOUT, remaining))
             try:
-                # auth= (not a header) so requests never swaps in ~/.netrc credentials.
-                response = self._session.request(
-                    method,
-                    url,
-                    auth=_Bearer(token),
-                    timeout=timeout,
-                    allow_redirects=False,
-                    verify=self._verify,
-                    stream=True,
-                    json=json,
+                status, body = self._exchange(
+                    method, url, token, timeout, deadline, self.host + (shown or path), json
                 )
-                body = self._read(response, deadline)
             except requests.exceptions.SSLError as exc:
                 raise ServiceError(_tls_problem(self.host, exc)) from None
             except requests.exceptions.ConnectTimeout:
@@ -170,11 +166,45 @@ class Client:
                         f"cannot reach Rexec service at {self.host}: {_reason(exc)}"
                     ) from None
                 continue
-            retry = response.status_code in RETRY_STATUSES and not last
+            retry = status in RETRY_STATUSES and not last
             if retry and self._can_wait(attempt, deadline):
                 continue
-            return self._interpret(response.status_code, body, token, done)
+            return self._interpret(status, body, token, done)
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def _exchange(
+        self,
+        method: str,
+        url: str,
+        token: str,
+        timeout: tuple[float, float],
+        deadline: float,
+        shown: str,
+        json: JsonObject | None = None,
+    ) -> tuple[int, bytes]:
+        """One request: its status and body; traced as method, address (`shown`: no
+        session id), status or failure, and milliseconds."""
+        started = self._clock()
+        try:
+            # auth= (not a header) so requests never swaps in ~/.netrc credentials.
+            response = self._session.request(
+                method,
+                url,
+                auth=_Bearer(token),
+                timeout=timeout,
+                allow_redirects=False,
+                verify=self._verify,
+                stream=True,
+                json=json,
+            )
+            body = self._read(response, deadline)
+        except BaseException as exc:
+            elapsed = round((self._clock() - started) * 1000)
+            self._trace(f"HTTP {method} {shown}: {_failure(exc)} after {elapsed} ms")
+            raise
+        elapsed = round((self._clock() - started) * 1000)
+        self._trace(f"HTTP {method} {shown}: {response.status_code} in {elapsed} ms")
+        return response.status_code, body
 
     def _read(self, response: requests.Response, deadline: float) -> bytes:
         """The body, within the deadline and MAX_BODY (a server dripping bytes is cut off)."""
@@ -319,6 +349,19 @@ def _tls_problem(host: str, exc: Exception) -> str:
         f"the server at {host} did not answer with TLS "
         "(wrong port or scheme? use http:// only for a loopback stand-in)"
     )
+
+
+def _failure(exc: BaseException) -> str:
+    """What went wrong with a request, in a trace's words."""
+    if isinstance(exc, requests.exceptions.SSLError):
+        return "TLS failed"
+    if isinstance(exc, requests.exceptions.ConnectTimeout):
+        return "connection timed out"
+    if isinstance(exc, (requests.exceptions.Timeout, _TooSlow)):
+        return "no answer in time"
+    if isinstance(exc, requests.exceptions.RequestException):
+        return _reason(exc)
+    return type(exc).__name__  # KeyboardInterrupt, ...
 
 
 def _reason(exc: Exception) -> str:

@@ -41,12 +41,27 @@ def main(command: str, argv: list[str], ctx: Context, prog: str | None = None) -
     """
     module = import_module(f"rexec_credential.commands.{command}")
     usage = module.__doc__ or ""
+    trace = ctx.trace
+    if trace.on:
+        trace.name = prog or _program(usage)
+        started = ctx.monotonic()
     quick = getattr(module, "quick_parse", None)
     args = quick(argv) if quick else None
     if args is None:
         args = _parse(usage, argv, ctx, prog)
         if isinstance(args, int):
+            if trace.on:
+                trace(f"exit {args}: help, version or a usage error ({len(argv)} arguments)")
             return args
+    if trace.on:
+        trace(f"arguments: {_named(args) or 'none'}")
+    status = _run(module, args, ctx, prog, usage)
+    if trace.on:
+        trace(f"exit {status} after {round((ctx.monotonic() - started) * 1000)} ms")
+    return status
+
+
+def _run(module: Any, args: dict[str, Any], ctx: Context, prog: str | None, usage: str) -> int:
     try:
         status: int = module.run(args, ctx)
         return status
@@ -59,6 +74,16 @@ def main(command: str, argv: list[str], ctx: Context, prog: str | None = None) -
     except KeyboardInterrupt:  # Ctrl+C, wherever it lands: one line, the command's words
         ctx.warn(getattr(module, "CANCELLED", "Interrupted."))
         return INTERRUPTED
+
+
+def _named(args: dict[str, Any]) -> str:
+    """The options and command words given, by name only: a value may be a token."""
+    return " ".join(
+        key
+        for key, value in args.items()
+        if value not in (None, False, 0, [])
+        and (key.startswith("-") or not key.startswith("<") and value is True)
+    )
 
 
 def _parse(usage: str, argv: list[str], ctx: Context, prog: str | None) -> dict[str, Any] | int:

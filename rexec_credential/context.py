@@ -1,7 +1,8 @@
 """The world a command runs in: env, streams, clocks, terminal, browser, files, API client.
 
 The only module that reads process globals (in `Context.from_process`); tests
-build their own Context instead of patching anything.
+build their own Context instead of patching anything. The trace (REXEC_TRACE) is reached
+here too: without the variable it is `QUIET`, and trace.py is never imported.
 """
 
 from __future__ import annotations
@@ -15,12 +16,29 @@ from .storage import Storage, directory_for
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import IO, Any, Callable, Dict, Mapping
+    from typing import IO, Any, Callable, Dict, Mapping, Union
 
     from .api import Client
     from .terminal import Terminal
+    from .trace import Trace
 
     Args = Dict[str, Any]  # a command's parsed command line (docopt's dictionary)
+    Tracer = Union[Trace, "Quiet"]
+
+TRACE_ENV = "REXEC_TRACE"
+
+
+class Quiet:
+    """The trace when REXEC_TRACE is unset: writes nothing, and costs nothing."""
+
+    on = False
+    name = ""
+
+    def __call__(self, message: str) -> None:
+        """Nothing."""
+
+
+QUIET = Quiet()
 
 
 class Context:
@@ -53,6 +71,7 @@ class Context:
         self._read_secret = read_secret
         self._terminal: Terminal | None = None
         self._storage: Storage | None = None
+        self._trace: Tracer | None = None
 
     @classmethod
     def from_process(cls) -> Context:
@@ -82,19 +101,36 @@ class Context:
         return self._terminal
 
     @property
+    def trace(self) -> Tracer:
+        """Where the command says what it decided and why (REXEC_TRACE); QUIET when unset."""
+        if self._trace is None:
+            value = self.env.get(TRACE_ENV)
+            self._trace = QUIET
+            if value:
+                from . import trace
+                from .precedence import ENV_TOKEN, kept_out
+
+                secrets = [*kept_out(self.env), self.env.get(ENV_TOKEN, "")]
+                started = trace.start(value, self.stderr, self.warn, secrets, self.clock)
+                self._trace = started or QUIET
+        return self._trace
+
+    @property
     def storage(self) -> Storage:
         """config.json and credentials.json, located from this context's environment."""
         if self._storage is None:
             from .precedence import kept_out
 
-            self._storage = Storage(directory_for(self.env), self.warn, kept_out(self.env))
+            self._storage = Storage(
+                directory_for(self.env), self.warn, kept_out(self.env), trace=self.trace
+            )
         return self._storage
 
     def api(self, host: str) -> Client:
         """An API client for host (imports requests only when called)."""
         from .api import Client
 
-        return Client(host, self.env)
+        return Client(host, self.env, trace=self.trace)
 
     def out(self, line: str = "") -> None:
         """A line of normal output."""

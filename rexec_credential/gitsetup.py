@@ -4,8 +4,9 @@
 an empty one, which clears the helpers configured for every host (so no other helper is
 asked for, or stores, Rexec's tokens), then `rexec`, which git runs as
 `git credential-rexec` from PATH (no absolute path, so an upgrade or a moved
-installation keeps working). `unconfigure` removes those two values, and the section
-header when configure wrote it, so every file is as it was before.
+installation keeps working) — or, with `--bearer`, `rexec --bearer`, which git runs as
+`git credential-rexec --bearer`. `unconfigure` removes those two values (either form),
+and the section header when configure wrote it, so every file is as it was before.
 
 Why the config file's text is edited here rather than with `git config --add/--unset`:
 git's writer cannot be undone exactly (it adds a missing final newline, and
@@ -18,14 +19,16 @@ lines at the very end of the file: `\thelper =` and `\thelper = rexec`, after a 
 `[credential "<url>"]` header unless the file's last section is that one and holds
 something. The file's line ends (LF or CRLF) are kept, and a file without a final newline
 keeps none: the line end goes before the new lines instead of after them. configure
-changes nothing when such a pair is the last helper entry (for any host) git reads in the
-scope's files: git then asks rexec, and only rexec, for the host.
+changes nothing when such a pair, in the form asked for, is the last helper entry (for
+any host) git reads in the scope's files: git then asks rexec, and only rexec, for the
+host; a pair of the other form is left, and the new pair after it has the last word.
 `unconfigure` removes every such pair (two adjacent lines, in a section for the host,
-giving "" then rexec) from every file of the scope (both global files: the person may
-have created ~/.gitconfig after configure wrote to the XDG file), the header line just
-above a pair when no entry follows the pair in its section (configure wrote it), and the
-line end that configure put before lines that end the file without one. A pair the person
-wrote by hand is indistinguishable from configure's, so it is taken as configure's.
+giving "" then `rexec` or `rexec --bearer`) from every file of the scope (both global
+files: the person may have created ~/.gitconfig after configure wrote to the XDG file),
+the header line just above a pair when no entry follows the pair in its section
+(configure wrote it), and the line end that configure put before lines that end the file
+without one. A pair the person wrote by hand is indistinguishable from configure's, so it
+is taken as configure's.
 A file left empty is kept (it may be what makes git write there rather than the XDG file).
 
 Safety: the file is changed the way git changes it (`<file>.lock` created exclusively, so
@@ -47,12 +50,13 @@ from .errors import StorageError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Mapping, Optional, Tuple
+    from typing import Callable, Mapping, Optional, Tuple
 
     Entry = Tuple[bytes, Optional[bytes]]  # (key, value); None: a key with no '='
 
 HELPER = "rexec"
-OURS = ("", HELPER)  # the values configure adds, in order
+BEARER_HELPER = "rexec --bearer"  # git runs it as `git credential-rexec --bearer <op>`
+HELPERS = (HELPER.encode(), BEARER_HELPER.encode())  # what the second of our pair may be
 SCOPES = ("--global", "--system", "--local")
 LOCK_WAIT = 1.0  # seconds to wait for git to finish a write (git itself does not wait)
 
@@ -60,15 +64,22 @@ LOCK_WAIT = 1.0  # seconds to wait for git to finish a write (git itself does no
 class GitConfig:
     """The git config files of one scope (--global, --system or --local)."""
 
-    def __init__(self, scope: str, env: Mapping[str, str]) -> None:
+    def __init__(
+        self,
+        scope: str,
+        env: Mapping[str, str],
+        trace: Callable[[str], None] = lambda message: None,
+    ) -> None:
         self.scope = scope
         self._env = dict(env)
         self._files: list[str] | None = None
+        self.trace = trace  # files read, git config runs, what was decided (REXEC_TRACE)
 
     def files(self) -> list[str]:
         """The scope's files in the order git reads them; configure writes to target()."""
         if self._files is None:
             self._files = self._find_files()
+            self.trace(f"git config {self.scope}: the files {', '.join(self._files)}")
         return self._files
 
     def target(self) -> str:
@@ -88,6 +99,7 @@ class GitConfig:
         for record in out.split(b"\0")[:-1]:
             name, newline, value = record.partition(b"\n")
             result.append((name, value if newline else None))
+        self.trace(f"git config --file {path} --list: {len(result)} entries")
         return result
 
     def _find_files(self) -> list[str]:
@@ -135,10 +147,12 @@ def key(url: str) -> str:
     return f"credential.{url}.helper"
 
 
-def configure(git: GitConfig, url: str) -> bool:
-    """Make git ask only this helper for url; False when it already does."""
+def configure(git: GitConfig, url: str, helper: str = HELPER) -> bool:
+    """Make git ask only this helper (`helper`: rexec, or rexec --bearer) for url; False
+    when it already does."""
     stem = _stem(url)
     target = git.target()
+    git.trace(f"configure writes to {target}")
     with _Lock(target) as lock:
         text = lock.read() or b""
         items = _understood(git, target, text)
@@ -147,12 +161,18 @@ def configure(git: GitConfig, url: str) -> bool:
             found = items if path == target else _understood(git, path, other or b"")
             helpers = [i for i, item in enumerate(found) if _is_helper(item)]
             if helpers:
-                if helpers[-1] - 1 in _pairs(other or b"", found, stem):
+                last = helpers[-1]
+                if last - 1 in _pairs(other or b"", found, stem) and (
+                    found[last].value == helper.encode()
+                ):
+                    git.trace(f"{path} ends with configure's pair ({helper}): nothing to do")
                     return False  # our pair comes after every other helper
+                git.trace(f"the last helper entry git reads is in {path}, not ours ({helper})")
                 break
         before: list[Entry] = [(item.key, item.value) for item in items if item.kind == _ENTRY]
-        added: list[Entry] = [(stem + b".helper", value.encode()) for value in OURS]
-        lock.commit(_appended(text, items, stem, url), git, before + added)
+        added: list[Entry] = [(stem + b".helper", value) for value in (b"", helper.encode())]
+        lock.commit(_appended(text, items, stem, url, helper), git, before + added)
+        git.trace(f"appended helper = and helper = {helper} for {url} to {target}")
     return True
 
 
@@ -169,6 +189,7 @@ def unconfigure(git: GitConfig, url: str) -> bool:
                 continue
             items = _understood(git, path, text)
             starts = _pairs(text, items, stem)
+            git.trace(f"{path}: {len(starts)} of configure's pairs for {url}")
             if not starts:
                 continue
             gone = {i + k for i in starts for k in (0, 1)}
@@ -210,7 +231,8 @@ def _pairs(text: bytes, items: list[_Item], stem: bytes) -> list[int]:
         if (
             first.kind == second.kind == _ENTRY
             and first.key == second.key == stem + b".helper"
-            and (first.value, second.value) == (b"", HELPER.encode())
+            and first.value == b""
+            and second.value in HELPERS
             and _owns_line(text, first)
             and _owns_line(text, second)
             and _line_start(text, second.start) == first.end  # adjacent lines
@@ -222,10 +244,10 @@ def _pairs(text: bytes, items: list[_Item], stem: bytes) -> list[int]:
     return found
 
 
-def _appended(text: bytes, items: list[_Item], stem: bytes, url: str) -> bytes:
+def _appended(text: bytes, items: list[_Item], stem: bytes, url: str, helper: str) -> bytes:
     """text with configure's lines at its end (a header first unless the last section is
     the host's and holds something: a bare header may be the person's own)."""
-    lines = [b"\thelper =", b"\thelper = " + HELPER.encode()]
+    lines = [b"\thelper =", b"\thelper = " + helper.encode()]
     sections = [i for i, item in enumerate(items) if item.kind == _SECTION]
     if not (sections and items[sections[-1]].key == stem and sections[-1] < len(items) - 1):
         quoted = url.encode().replace(b"\\", b"\\\\").replace(b'"', b'\\"')

@@ -50,6 +50,23 @@ class Resolved:
         self.account = account  # the stored login the token belongs to, when it is one
         self.active = False  # whether that login is the active one (config.json's)
 
+    def explained(self) -> list[str]:
+        """The choice in a trace's words: the host and where it came from, the token's
+        source and kind (its redacted form, never the token)."""
+        lines = [f"host {self.host} (from {SOURCES[self.host_source]})"]
+        if not self.token:
+            lines.append("no token for this host: REXEC_TOKEN unset, no stored login for it")
+        elif self.token_source == "env":
+            lines.append(f"token from {ENV_TOKEN}: {tokens.redact(self.token)}")
+        elif self.account is not None:
+            which = "the active login" if self.active else "a stored login (not the active one)"
+            lines.append(
+                f"token of {which}, {self.account.describe()}: {tokens.redact(self.token)}"
+            )
+        else:
+            lines.append(f"token of a credential git stored for it: {tokens.redact(self.token)}")
+        return lines
+
 
 def env_token(env: Mapping[str, str]) -> str | None:
     """REXEC_TOKEN, trimmed as a login token is; None when unset or blank."""
@@ -138,14 +155,63 @@ def git_query(request: Query, state: State, env: Mapping[str, str]) -> Query:
     return {"protocol": protocol, "host": hostport}
 
 
+class Answer:
+    """What `get` answers, and why: the record (None: nothing), where it came from
+    ("env", "login" or "stored"), the login it is, the query matched, and why
+    REXEC_TOKEN did not answer."""
+
+    __slots__ = ("record", "source", "login", "query", "env_reason")
+
+    def __init__(self) -> None:
+        self.record: Record | None = None
+        self.source = ""
+        self.login: Account | None = None
+        self.query: Query = {}
+        self.env_reason = ""
+
+
+def git_answer(
+    request: Query, state: State, env: Mapping[str, str], now: float, bearer: bool = False
+) -> Answer:
+    """`get`'s answer: REXEC_TOKEN for the effective host first, then the stored logins
+    and credentials (`State.match`). With `bearer` (`rexec-credential --bearer`), a Rexec
+    login — stored or REXEC_TOKEN — answers a request that announced
+    `capability[]=authtype` as `authtype=Bearer` and `credential=<token>`; any other
+    request, as username and password."""
+    answer = Answer()
+    capable = records.capable(request)
+    convert = bearer and capable
+    record, answer.env_reason = env_decision(request, state, env, now)
+    if record is not None:
+        answer.record = records.bearer(record) if convert else record
+        answer.source = "env"
+        return answer
+    answer.query = git_query(request, state, env)
+    found = state.match(answer.query, now, capable)
+    if found is not None:
+        record, answer.login = found
+        answer.record = records.bearer(record) if convert and answer.login else record
+        answer.source = "login" if answer.login else "stored"
+    return answer
+
+
 def env_answer(request: Query, state: State, env: Mapping[str, str], now: float) -> Record | None:
     """REXEC_TOKEN as `get` answers it, if it is set and the request is for its host."""
+    return env_decision(request, state, env, now)[0]
+
+
+def env_decision(
+    request: Query, state: State, env: Mapping[str, str], now: float
+) -> tuple[Record | None, str]:
+    """REXEC_TOKEN's record for `get`, or None and why not (for a trace)."""
     token = env_token(env)
-    if not token or not token.isprintable():
-        return None  # control characters: no header could carry it, git must not show it
-    host = effective_host(state, env)[0]
+    if not token:
+        return None, "not set"
+    if not token.isprintable():
+        return None, "holds control characters: not answered"  # no header could carry it
+    host, source = effective_host(state, env)
     if hosts.sends_in_clear(host, env):
-        return None  # it would cross the network in clear
+        return None, f"not answered for {host}: plain http to a host that is not loopback"
     claimed = tokens.jwt_claims(token).get("username")
     # An API token names no user: any username asked for is taken, else the placeholder.
     # A claim with control characters is not passed on to git (which may show it).
@@ -163,10 +229,16 @@ def env_answer(request: Query, state: State, env: Mapping[str, str], now: float)
     expires = tokens.expiry(token)
     if expires is not None:
         record["password_expiry_utc"] = expires
-    if (
-        records.matches(request, record, host_wide=True)
-        and not records.expired(record, now)
-        and records.sendable(record)
-    ):
-        return record
-    return None
+    why = records.refusal(request, record, now, host_wide=True)
+    if why is not None:
+        return None, f"it is for {host} (host from {SOURCES[source]}): {why}"
+    return record, ""
+
+
+# Where the effective host came from, in a trace's words.
+SOURCES = {
+    "option": "--host",
+    "env": ENV_HOST,
+    "config": "config.json",
+    "default": "the default",
+}

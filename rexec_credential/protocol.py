@@ -6,6 +6,12 @@ closes stdin and sends no blank line); a line, newline included, is at most 6553
 bytes; keys ending in `[]` are lists whose empty value clears them; `url=` replaces
 the credential with the URL's parts; unknown keys are kept here and ignored by the
 caller.
+
+Capabilities (git 2.46): a request lists the ones its sender understands in
+`capability[]`, before anything that depends on them. With `authtype`, a credential
+may be `authtype` and `credential` (git sends `Authorization: <authtype> <credential>`)
+instead of a username and password; an answer that carries them starts with
+`capability[]=authtype`. Unknown capabilities are ignored.
 """
 
 from __future__ import annotations
@@ -30,7 +36,12 @@ CREDENTIAL_KEYS = (
     "password_expiry_utc",
     "oauth_refresh_token",
 )
-RESPONSE_ORDER = CREDENTIAL_KEYS  # the order `get` prints its answer in
+CAPABILITIES = "capability[]"
+AUTHTYPE = "authtype"  # the capability, and the attribute it allows
+CREDENTIAL = "credential"  # the pre-encoded credential that goes with `authtype`
+# The order `get` prints its answer in: git's credential_write puts capabilities first,
+# then what depends on them.
+RESPONSE_ORDER = (CAPABILITIES, AUTHTYPE, CREDENTIAL) + CREDENTIAL_KEYS
 _BAD = "invalid credential input: "
 _TRUE = ("1", "true", "yes", "on")
 _FALSE = ("", "0", "false", "no", "off")
@@ -85,7 +96,7 @@ def _apply(request: Request, key: str, value: str) -> None:
         else:
             values.clear()  # type: ignore[union-attr]  # `key[]=` empties the list
     elif key == "url":
-        for name in CREDENTIAL_KEYS:
+        for name in CREDENTIAL_KEYS + (AUTHTYPE, CREDENTIAL):  # credential_clear()
             request.pop(name, None)
         request.update(split_url(value))
     else:
@@ -127,6 +138,12 @@ def _unquote(text: str) -> str:
         return unquote_to_bytes(text).decode("utf-8")
     except UnicodeDecodeError:
         raise ProtocolError(f"{_BAD}url is not valid UTF-8 once decoded") from None
+
+
+def announces(request: Mapping[str, object], capability: str) -> bool:
+    """True when the request lists `capability` in its `capability[]` (git 2.46)."""
+    listed = request.get(CAPABILITIES)
+    return isinstance(listed, list) and capability in listed
 
 
 def is_true(value: object) -> bool:

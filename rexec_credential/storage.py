@@ -65,6 +65,7 @@ class Storage:
         warn: Callable[[str], None],
         keep_out: Collection[str] = (),
         lock_wait: float = LOCK_WAIT,
+        trace: Callable[[str], None] = lambda message: None,
     ) -> None:
         self.directory = directory
         self.config = JsonFile(os.path.join(directory, CONFIG_NAME), self._inspect, SETTLE)
@@ -74,21 +75,31 @@ class Storage:
         self._warned = False  # the ownership or loose-mode warning: once per command
         self._keep_out = tuple(keep_out)
         self._lock_wait = lock_wait
+        self._trace = trace  # files read and written (REXEC_TRACE)
 
     # -- reading ---------------------------------------------------------------------------
 
     def load(self) -> State:
         """What both files hold; StorageError when one is corrupted or unreadable."""
-        return State(self.config.read()[0], self.credentials.read()[0], self._keep_out)
+        config, credentials = self._read(self.config), self._read(self.credentials)
+        return State(config, credentials, self._keep_out)
+
+    def _read(self, file: JsonFile) -> JsonObject:
+        data, raw = file.read()
+        self._trace(_read_line(file.path, raw))
+        return data
 
     def load_lenient(self) -> tuple[State, list[str]]:
         """What both files hold, a corrupted one counting as empty; and the corrupted paths."""
         parts, bad = [], []
         for file in (self.config, self.credentials):
-            data, _, corrupted = self._read_for_update(file)
+            data, raw, corrupted = self._read_for_update(file)
             parts.append(data)
             if corrupted:
                 bad.append(file.path)
+                self._trace(f"read {file.path}: corrupted, counted as empty")
+            else:
+                self._trace(_read_line(file.path, raw))
         return State(parts[0], parts[1], self._keep_out), bad
 
     def exists(self) -> bool:
@@ -125,6 +136,7 @@ class Storage:
             state = State(keep_out=self._keep_out)
             result = change(state)
             if not state.touched():
+                self._trace(f"no {self.directory}, and nothing to write: left uncreated")
                 return result
         self._prepare_directory()
         lock = self._lock()
@@ -140,7 +152,9 @@ class Storage:
 
     def _round(self, change: Callable[[State], T], set_aside_corrupted: bool, check: bool) -> T:
         config, config_raw, config_bad = self._read_for_update(self.config)
-        stored, _, stored_bad = self._read_for_update(self.credentials)
+        stored, stored_raw, stored_bad = self._read_for_update(self.credentials)
+        self._trace(f"locked {self.lock_path}; {_read_line(self.config.path, config_raw)}")
+        self._trace(_read_line(self.credentials.path, stored_raw))
         state = State(config, stored, self._keep_out)
         result = change(state)
         self._save(
@@ -177,6 +191,7 @@ class Storage:
         first (never lost: it may hold other logins), unless it is dropped on purpose."""
         if removed:
             file.remove()
+            self._trace(f"removed {file.path}")
             return
         if bad and (changed or set_aside_corrupted):
             self._warn(
@@ -184,6 +199,7 @@ class Storage:
             )
         if changed:
             file.replace(text(), expect)
+            self._trace(f"wrote {file.path}")
 
     def remove_backups(self) -> int:
         """Delete every backup of a corrupted file (they may hold tokens); how many."""
@@ -284,6 +300,11 @@ class Storage:
                         "rexec command?); try again when it has finished"
                     ) from None
                 time.sleep(LOCK_POLL)
+
+
+def _read_line(path: str, raw: bytes | None) -> str:
+    """A trace line for a file read: its size, or that there is none."""
+    return f"no {path}" if raw is None else f"read {path} ({len(raw)} bytes)"
 
 
 def config_text(config: Mapping[str, Any]) -> str:

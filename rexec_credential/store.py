@@ -23,6 +23,7 @@ import json
 
 from . import records, tokens
 from .accounts import CONFIG_FIELDS, Account
+from .protocol import CREDENTIAL
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -96,18 +97,30 @@ class State:
             if not (active and (a.token, a.host) == (active.token, active.host))
         ]
 
-    def find(self, query: Query, now: float) -> Record | None:
-        """The first unexpired record that matches a request: the active login, the other
-        accounts, then the credentials git stored. A record git's protocol cannot carry (a
-        hand-edited value with a line break) is skipped, as if it were not there."""
+    def find(
+        self, query: Query, now: float, capable: bool = False, bearer: bool = False
+    ) -> Record | None:
+        """The first record that answers a request (see `match`)."""
+        found = self.match(query, now, capable, bearer)
+        return None if found is None else found[0]
+
+    def match(
+        self, query: Query, now: float, capable: bool = False, bearer: bool = False
+    ) -> tuple[Record, Account | None] | None:
+        """The first record that answers a request, and the login it is (None for a
+        credential git stored): the active login, the other accounts, then the
+        credentials git stored, newest first. Expired records are skipped, and so are
+        records git's protocol cannot carry (a hand-edited value with a line break), as
+        if they were not there; see `records.refusal`.
+
+        `capable`: the request announced `capability[]=authtype`, so a stored authtype and
+        credential may answer it; with `bearer` too, a login answers that way
+        (`records.bearer`).
+        """
         for account, _ in self.logins():
             record = account.record()
-            if (
-                records.matches(query, record, host_wide=True)
-                and not records.expired(record, now)
-                and records.sendable(record)
-            ):
-                return record
+            if records.refusal(query, record, now, capable, host_wide=True) is None:
+                return (records.bearer(record) if bearer and capable else record), account
         host, protocol = query.get("host"), query.get("protocol")
         for entry in self.credentials:
             # The cheap comparisons first: this loop may see thousands of entries.
@@ -119,9 +132,34 @@ class State:
                 continue
             if records.well_formed(entry) and records.matches(query, entry):
                 answer = _answer(entry)
-                if not records.expired(answer, now) and records.sendable(answer):
-                    return answer
+                if records.refusal(query, answer, now, capable) is None:
+                    return answer, None
         return None
+
+    def explain(self, query: Query, now: float, capable: bool = False) -> list[str]:
+        """Why no record answers a request, for a trace: each login and the reason it
+        does not, then the stored credentials counted by reason (never a secret)."""
+        lines = []
+        for account, active in self.logins():
+            why = records.refusal(query, account.record(), now, capable, host_wide=True)
+            mark = " (active)" if active else ""
+            lines.append(f"login {account.describe()}{mark}: {why or 'answers'}")
+        counts: dict[str, int] = {}
+        for entry in self.credentials:
+            if not records.well_formed(entry):
+                why = "not a credential (hand-edited?)"
+            else:
+                why = records.refusal(query, _answer(entry), now, capable) or "answers"
+            counts[why] = counts.get(why, 0) + 1
+        if not self.logins():
+            lines.append("no login is stored")
+        if counts:
+            total = sum(counts.values())
+            reasons = ", ".join(f"{n} {why}" for why, n in sorted(counts.items()))
+            lines.append(f"{total} stored credential{'s' if total != 1 else ''}: {reasons}")
+        else:
+            lines.append("no credential is stored")
+        return lines
 
     def select(self, host: str | None, username: str | None) -> list[Login]:
         """The logins on host (a normalised URL) as username; None matches any."""
@@ -142,11 +180,19 @@ class State:
         and path, a new password replacing the old.
         """
         new = records.storable(request, now)
-        if new is None or new["password"] in self.keep_out:
+        if new is None or any(new.get(key) in self.keep_out for key in records.SECRET_KEYS):
             return False
-        for account, active in self.logins():
-            if records.same_login(account.record(), new):
-                return self._renew(account, active, new, now)
+        if records.has_credential(new):
+            # An authtype and credential are kept as any credential, except a login's own
+            # token coming back (git stores what `--bearer get` answered): already stored.
+            for account, _ in self.logins():
+                login = records.holding_token(account.record())
+                if new[CREDENTIAL] == account.token and records.matches(new, login, host_wide=True):
+                    return False
+        elif "password" in new:
+            for account, active in self.logins():
+                if records.same_login(account.record(), new):
+                    return self._renew(account, active, new, now)
         if new in self.credentials:
             return False
         self.credentials = [new] + [
@@ -163,10 +209,14 @@ class State:
         """
         if not records.erasable(pattern):
             return False
-        with_password = "password" in pattern  # git 2.42: a different password erases nothing
+        pattern = records.announced(pattern)
+        # git 2.42: a different password erases nothing; a credential likewise (a login's
+        # token counts as both: git erases it in the form it was answered in).
+        with_password = any(key in pattern for key in records.SECRET_KEYS)
         changed = False
         for account, active in self.logins():
-            if records.matches(pattern, account.record(), with_password, host_wide=True):
+            login = records.holding_token(account.record())
+            if records.matches(pattern, login, with_password, host_wide=True):
                 changed = self._forget(account, active) or changed
         kept = [
             c
@@ -255,7 +305,9 @@ class State:
     def _drop_copies(self, token: str) -> None:
         """Credentials git stored that hold this token."""
         self.credentials = [
-            c for c in self.credentials if not (isinstance(c, dict) and c.get("password") == token)
+            c
+            for c in self.credentials
+            if not (isinstance(c, dict) and token in (c.get("password"), c.get(CREDENTIAL)))
         ]
         self.credentials_changed = True
 
@@ -391,11 +443,11 @@ def _list(value: object) -> list[Any]:
 
 
 def _answer(entry: Query) -> Record:
-    """A stored credential as `get` answers it: its expiry as a number, or its JWT's `exp`."""
+    """A stored credential as `get` answers it: its expiry as a number, or its JWT's `exp`
+    (a password's, or else a credential's)."""
     record = dict(entry)
-    exp = records.expiry_value(record.get("password_expiry_utc")) or tokens.expiry(
-        record["password"]
-    )
+    secret = record.get("password", record.get(CREDENTIAL)) or ""
+    exp = records.expiry_value(record.get("password_expiry_utc")) or tokens.expiry(secret)
     if exp is None:
         record.pop("password_expiry_utc", None)
     else:

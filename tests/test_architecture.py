@@ -24,7 +24,7 @@ LAYERS = [
     ["store"],
     ["precedence", "jsonfile"],
     ["storage"],
-    ["api", "callback", "terminal", "gitsetup"],
+    ["api", "callback", "terminal", "gitsetup", "trace"],
     ["context"],
     ["commands.login", "commands.logout", "commands.whoami", "commands.credential"],
     ["cli"],

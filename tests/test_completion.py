@@ -138,7 +138,7 @@ def test_bash_registers_a_completion_for_every_executable(command):
             "rexec-credential ",
             ["--help", "--version", "configure", "erase", "get", "store", "unconfigure"],
         ),
-        ("git-credential-rexec configure --", ["--host", "--local", "--system"]),
+        ("git-credential-rexec configure --", ["--bearer", "--host", "--local", "--system"]),
         ("rexec-credential get ", []),
         ("rexec-login --port ", []),
     ],
@@ -459,7 +459,7 @@ def test_zsh_compinit_picks_the_function_for_every_executable():
             ["rexec-credential", ""],
             ["--help", "--version", "configure", "erase", "get", "store", "unconfigure"],
         ),
-        (["rexec-credential", "unconfigure", ""], ["--host", "--local", "--system"]),
+        (["rexec-credential", "unconfigure", ""], ["--bearer", "--host", "--local", "--system"]),
         (["rexec-logout", "--host", ""], [JANE_HOST, "https://rexec.pipeops.io"]),
     ],
 )
@@ -529,7 +529,7 @@ def fish_candidates(line: str) -> list:
         ("rexec-logout --host ", [JANE_HOST, "https://rexec.pipeops.io"]),
         ("rexec-whoami --a", ["--all"]),
         ("rexec-credential con", ["configure"]),
-        ("git-credential-rexec configure --", ["--host", "--local", "--system"]),
+        ("git-credential-rexec configure --", ["--bearer", "--host", "--local", "--system"]),
         ("rexec-login --port ", []),
     ],
 )

@@ -582,7 +582,7 @@ def test_help_prints_the_usage():
     assert (result.code, result.err) == (0, "")
     assert result.out == credential.__doc__.strip("\n") + "\n"
     for needle in (
-        "rexec-credential (get | store | erase)",
+        "rexec-credential [--bearer] (get | store | erase)",
         "git-credential-rexec",
         "x-rexec-token",
         "REXEC_TOKEN",
@@ -604,11 +604,28 @@ def test_bad_command_line(argv):
     assert result.err.count("\n") == 1
 
 
-def test_quick_parse_only_takes_the_plain_form():
-    assert credential.quick_parse(["get"]) == {"<operation>": "get"}
-    assert credential.quick_parse(["--help"]) is None
-    assert credential.quick_parse(["get", "x"]) is None
-    assert credential.quick_parse([]) is None
+def test_quick_parse_only_takes_gits_forms():
+    """git runs the helper `rexec` as `git credential-rexec OP`, and `rexec --bearer` as
+    `git credential-rexec --bearer OP`: both without docopt; anything else through it."""
+    assert credential.quick_parse(["get"]) == {"<operation>": "get", "--bearer": False}
+    assert credential.quick_parse(["--bearer", "get"]) == {"<operation>": "get", "--bearer": True}
+    assert credential.quick_parse(["--bearer", "future"]) == {
+        "<operation>": "future",
+        "--bearer": True,
+    }
+    for argv in (
+        ["--help"],
+        ["get", "x"],
+        [],
+        ["--bearer"],
+        ["get", "--bearer"],
+        ["--bearer", "--help"],
+        ["--bearer", "configure"],
+        ["--bearer", ""],
+        ["--bogus", "get"],
+        ["--bearer", "get", "x"],
+    ):
+        assert credential.quick_parse(argv) is None, argv
 
 
 @pytest.mark.parametrize("op", ["get", "store", "erase", "capability"])
@@ -730,7 +747,7 @@ FORBIDDEN = {
 }
 HARNESS = """
 import sys
-sys.argv = ["rexec-credential", sys.argv[1]]
+sys.argv = ["rexec-credential", *sys.argv[1:]]
 try:
     from rexec_credential.cli import run
     run("credential")
@@ -752,18 +769,27 @@ def _modules_without_site(*args: str, stdin: bytes) -> tuple[str, set]:
 
 
 @pytest.mark.parametrize(
-    "stdin",
+    "argv, stdin, answer",
     [
-        REXEC,
-        "",
-        lines("url=https://rexec.pipeops.io/org/repo.git", "wwwauth[]=Basic realm=x"),
+        (["get"], REXEC, "password="),
+        (["get"], "", "password="),
+        (
+            ["get"],
+            lines("url=https://rexec.pipeops.io/org/repo.git", "wwwauth[]=Basic realm=x"),
+            "password=",
+        ),
+        (["--bearer", "get"], "capability[]=authtype\n" + REXEC, "credential="),
+        (["--bearer", "get"], REXEC, "password="),
     ],
-    ids=["query", "empty", "url"],
+    ids=["query", "empty", "url", "bearer", "bearer-older-git"],
 )
-def test_get_imports_nothing_beyond_json(config_path, stdin):
+def test_get_imports_nothing_beyond_json(config_path, monkeypatch, argv, stdin, answer):
+    """Nor docopt for `--bearer get`, nor the trace module when REXEC_TRACE is unset."""
     login(config_path, token=jwt(username="johndoe", exp=NOW * 2))
-    out, modules = _modules_without_site("-c", HARNESS, "get", stdin=stdin.encode())
-    assert "password=" in out
+    monkeypatch.delenv("REXEC_TRACE", raising=False)
+    out, modules = _modules_without_site("-c", HARNESS, *argv, stdin=stdin.encode())
+    assert answer in out
+    assert "rexec_credential.trace" not in modules
     _, floor = _modules_without_site(
         "-c", "import sys, json; sys.stderr.write('MODULES ' + ' '.join(sys.modules))", stdin=b""
     )
@@ -771,6 +797,15 @@ def test_get_imports_nothing_beyond_json(config_path, stdin):
     assert not modules & FORBIDDEN - floor
     assert extra <= ALLOWED_BEYOND_JSON, sorted(extra - ALLOWED_BEYOND_JSON)
     assert not {"rexec_credential.api", "rexec_credential.commands.login"} & modules
+
+
+def test_the_trace_module_is_imported_only_when_rexec_trace_is_set(config_path, monkeypatch):
+    """The control for the test above: the harness sees the module when it is imported."""
+    login(config_path)
+    monkeypatch.setenv("REXEC_TRACE", "2")
+    _, modules = _modules_without_site("-c", HARNESS, "get", stdin=REXEC.encode())
+    assert "rexec_credential.trace" in modules
+    assert "docopt" not in modules and "requests" not in modules
 
 
 def test_installed_get_importtime_has_no_http_stack_or_docopt(config_path):

@@ -9,9 +9,13 @@ first replays the scenarios it builds on (DEPENDS), and test_t0303_in_sequence r
 in order, against one store as the real harness does.
 
 git 2.39 is installed here. Attributes it does not forward (`password_expiry_utc` needs 2.40,
-`wwwauth[]` and `oauth_refresh_token` 2.41) cannot travel through `git credential`; a step that
-uses one runs, on an older git, by driving `git-credential-rexec get|store|erase` directly with
-the stdin a newer git sends, and compares the helper's own output instead (Step.helper_out).
+`wwwauth[]` and `oauth_refresh_token` 2.41, `capability[]`, `authtype`, `credential` and
+`ephemeral` 2.46) cannot travel through `git credential`; a step that uses one runs, on an
+older git, by driving `git-credential-rexec get|store|erase` directly with the stdin a newer
+git sends, and compares the helper's own output instead (Step.helper_out).
+
+After t0303 come lib-credential.sh's `helper_test_authtype` scenarios (git 2.46, which runs
+them for credential-cache in t0301), line for line, in the same form.
 """
 
 from __future__ import annotations
@@ -635,8 +639,8 @@ def run_step(env: dict, step: Step) -> None:
     assert proc.stderr.decode() == stderr
 
 
-def run_scenario(env: dict, name: str) -> None:
-    for step in SCENARIOS[name]:
+def run_scenario(env: dict, name: str, table: dict | None = None) -> None:
+    for step in (SCENARIOS if table is None else table)[name]:
         run_step(env, step)
 
 
@@ -753,3 +757,256 @@ ephemeral=1
     )
     assert not config_path.parent.exists()
     run_step(git_env, fill(ASKED))
+
+
+# -- helper_test_authtype (t/lib-credential.sh, git 2.46) ----------------------------------------
+
+AUTHTYPE = (2, 46)  # capability[], authtype, credential, ephemeral
+GOT_RANDOM = """\
+capability[]=authtype
+authtype=Bearer
+credential=random-token
+protocol=https
+host=git.example.com
+"""
+GOT_OTHER = """\
+capability[]=authtype
+authtype=Bearer
+credential=other-token
+protocol=https
+host=git.example.com
+username=foobar
+"""
+AUTHTYPE_SCENARIOS: dict = {
+    "stores_authtype_and_credential": [
+        approve(
+            """
+capability[]=authtype
+authtype=Bearer
+credential=random-token
+protocol=https
+host=git.example.com
+""",
+            needs=AUTHTYPE,
+        )
+    ],
+    "gets_authtype_and_credential": [
+        fill(
+            f"""
+capability[]=authtype
+protocol=https
+host=git.example.com
+--
+{GOT_RANDOM}--
+""",
+            needs=AUTHTYPE,
+            helper_out=GOT_RANDOM,
+        )
+    ],
+    "gets_authtype_and_credential_only_if_request_has_authtype_capability": [
+        fill(f"""
+protocol=https
+host=git.example.com
+--
+protocol=https
+host=git.example.com
+username=askpass-username
+password=askpass-password
+--
+{prompts("https://git.example.com", "https://askpass-username@git.example.com")}
+""")
+    ],
+    "stores_authtype_and_credential_with_username": [
+        approve(
+            """
+capability[]=authtype
+authtype=Bearer
+credential=other-token
+protocol=https
+host=git.example.com
+username=foobar
+""",
+            needs=AUTHTYPE,
+        )
+    ],
+    "gets_authtype_and_credential_with_username": [
+        fill(
+            f"""
+capability[]=authtype
+protocol=https
+host=git.example.com
+username=foobar
+--
+{GOT_OTHER}--
+""",
+            needs=AUTHTYPE,
+            helper_out=GOT_OTHER,
+        )
+    ],
+    "does_not_get_authtype_and_credential_with_different_username": [
+        fill(
+            f"""
+capability[]=authtype
+protocol=https
+host=git.example.com
+username=barbaz
+--
+protocol=https
+host=git.example.com
+username=barbaz
+password=askpass-password
+--
+{prompts("", "https://barbaz@git.example.com", username=False)}
+""",
+            needs=AUTHTYPE,
+        )
+    ],
+    "does_not_store_ephemeral_authtype_and_credential": [
+        approve(
+            """
+capability[]=authtype
+authtype=Bearer
+credential=git2-token
+protocol=https
+host=git2.example.com
+ephemeral=1
+""",
+            needs=AUTHTYPE,
+        ),
+        fill(
+            f"""
+capability[]=authtype
+protocol=https
+host=git2.example.com
+--
+protocol=https
+host=git2.example.com
+username=askpass-username
+password=askpass-password
+--
+{prompts("https://git2.example.com", "https://askpass-username@git2.example.com")}
+""",
+            needs=AUTHTYPE,
+        ),
+    ],
+    "does_not_store_ephemeral_username_and_password": [
+        approve(
+            """
+capability[]=authtype
+protocol=https
+host=git2.example.com
+user=barbaz
+password=secret
+ephemeral=1
+""",
+            needs=AUTHTYPE,
+        ),
+        fill(
+            f"""
+capability[]=authtype
+protocol=https
+host=git2.example.com
+--
+protocol=https
+host=git2.example.com
+username=askpass-username
+password=askpass-password
+--
+{prompts("https://git2.example.com", "https://askpass-username@git2.example.com")}
+""",
+            needs=AUTHTYPE,
+        ),
+    ],
+}
+AUTHTYPE_DEPENDS = {
+    "gets_authtype_and_credential": ["stores_authtype_and_credential"],
+    "gets_authtype_and_credential_only_if_request_has_authtype_capability": [
+        "stores_authtype_and_credential"
+    ],
+    "gets_authtype_and_credential_with_username": [
+        "stores_authtype_and_credential",
+        "stores_authtype_and_credential_with_username",
+    ],
+    "does_not_get_authtype_and_credential_with_different_username": [
+        "stores_authtype_and_credential",
+        "stores_authtype_and_credential_with_username",
+    ],
+}
+
+
+def helper_answers(env: dict, step: Step) -> None:
+    """Drive the helper itself with a fill step's stdin and compare its own answer: git
+    before 2.46 drops an authtype it is sent, so through git alone an answer that carries
+    one where it must not would go unseen."""
+    stdin = split_chunks(step.chunks)[0]
+    proc = subprocess.run(
+        [str(BIN_DIR / "git-credential-rexec"), "get"],
+        input=stdin.encode(),
+        capture_output=True,
+        env=env,
+        timeout=60,
+    )
+    assert (proc.returncode, proc.stderr.decode()) == (0, "")
+    assert proc.stdout.decode() == step.helper_out
+
+
+@pytest.mark.parametrize("name", list(AUTHTYPE_SCENARIOS))
+def test_authtype(git_env, config_path, name):
+    for prerequisite in AUTHTYPE_DEPENDS.get(name, []):
+        run_scenario(git_env, prerequisite, AUTHTYPE_SCENARIOS)
+    run_scenario(git_env, name, AUTHTYPE_SCENARIOS)
+    for step in AUTHTYPE_SCENARIOS[name]:
+        if step.op == "fill":
+            helper_answers(git_env, step)
+    if name.startswith("does_not_store"):
+        assert not config_path.parent.exists()  # nothing was written, not even a directory
+
+
+def test_authtype_in_sequence_then_erased(git_env, config_path):
+    """lib-credential.sh's order on one store; then git's reject of what it was given
+    removes it (a different credential erases nothing), and a host-wide reject the rest."""
+    for name in AUTHTYPE_SCENARIOS:
+        run_scenario(git_env, name, AUTHTYPE_SCENARIOS)
+    stored = json.loads((config_path.parent / "credentials.json").read_text())["credentials"]
+    assert stored == [
+        {
+            "protocol": "https",
+            "host": "git.example.com",
+            "username": "foobar",
+            "authtype": "Bearer",
+            "credential": "other-token",
+        },
+        {
+            "protocol": "https",
+            "host": "git.example.com",
+            "authtype": "Bearer",
+            "credential": "random-token",
+        },
+    ]
+    request = "capability[]=authtype\nauthtype=Bearer\nprotocol=https\nhost=git.example.com\n"
+    run_step(git_env, reject(request + "credential=not-this-one\n", needs=AUTHTYPE))
+    run_scenario(git_env, "gets_authtype_and_credential_with_username", AUTHTYPE_SCENARIOS)
+    run_step(git_env, reject(request + "credential=other-token\n", needs=AUTHTYPE))
+    run_step(
+        git_env,
+        fill(
+            f"""
+capability[]=authtype
+protocol=https
+host=git.example.com
+username=foobar
+--
+protocol=https
+host=git.example.com
+username=foobar
+password=askpass-password
+--
+{prompts("", "https://foobar@git.example.com", username=False)}
+""",
+            needs=AUTHTYPE,
+        ),
+    )
+    run_scenario(git_env, "gets_authtype_and_credential", AUTHTYPE_SCENARIOS)
+    run_step(git_env, reject("protocol=https\nhost=git.example.com\n"))
+    stored = json.loads((config_path.parent / "credentials.json").read_text())["credentials"]
+    assert stored == []

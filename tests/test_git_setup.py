@@ -403,3 +403,97 @@ def test_local_scope_from_a_subdirectory(tmp_path, monkeypatch):
     monkeypatch.chdir(repo / "sub")
     config = repo / ".git" / "config"
     round_trip(config, "--local")
+
+
+# -- configure --bearer ----------------------------------------------------------------------
+
+
+def runs(url: str) -> list:
+    """The helper commands git really runs for url, arguments included."""
+    env = {k: v for k, v in os.environ.items() if k not in ("SSH_ASKPASS", "DISPLAY")}
+    proc = subprocess.run(
+        ["git", "credential", "fill"],
+        input=f"url={url}/repo.git\n\n",
+        capture_output=True,
+        text=True,
+        env=dict(env, GIT_TRACE="1", GIT_TERMINAL_PROMPT="0"),
+        timeout=30,
+    )
+    return re.findall(r"run_command: 'git credential-([^']*) get'", proc.stderr)
+
+
+def test_configure_bearer_sets_rexec_bearer_and_unconfigure_restores_the_file(gitconfig):
+    before = gitconfig.read_bytes()
+    result = run_bin("rexec-credential", "configure", "--bearer")
+    assert (result.code, result.err) == (0, "")
+    assert result.out == (
+        "✓ git now asks rexec-credential --bearer, and no other helper, for "
+        "https://rexec.pipeops.io (global git config)\n"
+    )
+    assert helpers_of(HOST) == ["", "rexec --bearer"]
+    assert runs(HOST) == ["rexec --bearer"]
+    assert gitconfig.read_bytes() == before + (
+        f'[credential "{HOST}"]\n\thelper =\n\thelper = rexec --bearer\n'.encode()
+    )
+    again = run_bin("rexec-credential", "configure", "--bearer")
+    assert again.out == (
+        f"✓ git already asks rexec-credential --bearer for {HOST} (global git config)\n"
+    )
+    assert gitconfig.read_bytes() != before
+    undone = run_bin("rexec-credential", "unconfigure")
+    assert (undone.code, undone.err) == (0, "") and "no longer" in undone.out
+    assert gitconfig.read_bytes() == before
+
+
+@pytest.mark.parametrize("first, then", [([], ["--bearer"]), (["--bearer"], [])])
+def test_switching_forms_appends_a_pair_and_unconfigure_removes_both(gitconfig, first, then):
+    before = gitconfig.read_bytes()
+    assert run_bin("rexec-credential", "configure", *first).code == 0
+    switched = run_bin("rexec-credential", "configure", *then)
+    assert switched.code == 0 and "now asks" in switched.out
+    forms = ["rexec --bearer" if form else "rexec" for form in (first, then)]
+    assert helpers_of(HOST) == ["", forms[0], "", forms[1]]
+    assert runs(HOST) == [forms[1]]
+    undone = run_bin("rexec-credential", "unconfigure", "--bearer")  # either form: both go
+    assert (undone.code, undone.err) == (0, "")
+    assert gitconfig.read_bytes() == before
+    assert helpers_of(HOST) == []
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        EXISTING.rstrip("\n"),
+        EXISTING.replace("\n", "\r\n"),
+        "",
+        EXISTING + f'[credential "{HOST}"]\n',
+    ],
+    ids=["no-final-newline", "crlf", "empty", "bare-header"],
+)
+def test_configure_bearer_round_trips_byte_for_byte(gitconfig, text):
+    gitconfig.write_bytes(text.encode())
+    round_trip(gitconfig, "--bearer")
+    round_trip(gitconfig, "--bearer", "--host", "rexec.example.com:8443")
+
+
+def test_what_an_earlier_git_config_add_wrote_for_bearer_is_recognised(gitconfig):
+    for value in ("", "rexec --bearer"):
+        subprocess.run(["git", "config", "--global", "--add", f"credential.{HOST}.helper", value])
+    again = run_bin("rexec-credential", "configure", "--bearer")
+    assert again.code == 0 and "already" in again.out
+    undone = run_bin("rexec-credential", "unconfigure")
+    assert undone.code == 0 and "no longer" in undone.out
+    assert gitconfig.read_text() == EXISTING
+
+
+def test_after_configure_bearer_an_older_git_clones_with_username_and_password(
+    git_server, standin, tmp_path, git_world, home
+):
+    """git before 2.46 announces no capability: `rexec --bearer` answers it as `rexec` does."""
+    (home / ".gitconfig").write_text("[credential]\n\thelper = store\n")
+    assert run_bin("rexec-credential", "configure", "--bearer", "--host", git_server.url).code == 0
+    log_in(home / ".rexec", git_server.url, standin.mint_api_token("johndoe"))
+    clone(git_server, tmp_path, git_world, helper=False)
+    assert (tmp_path / "clone" / "README").read_text() == "hello\n"
+    assert ("johndoe", 200) in git_server.statuses()
+    assert not (home / ".git-credentials").exists()  # the store helper was never asked

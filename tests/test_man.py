@@ -52,6 +52,7 @@ ENVIRONMENT = [
     "REXEC_TOKEN",
     "REXEC_CONFIG_DIR",
     "REXEC_ALLOW_INSECURE_HTTP",
+    "REXEC_TRACE",
     "BROWSER",
     "NO_COLOR",
     "REQUESTS_CA_BUNDLE",
@@ -426,6 +427,17 @@ def test_environment_lists_every_variable(page):
     text = " ".join(tags(sections(page)["ENVIRONMENT"]))
     for variable in ENVIRONMENT:
         assert re.search(rf"\b{variable}\b", text), variable
+
+
+def test_every_variable_the_code_reads_is_in_the_list():
+    """Every REXEC_* name in the package's source (not the stand-in's) is one the pages must
+    document, so a variable added to the code cannot be left out of ENVIRONMENT."""
+    package = REPO / "rexec_credential"
+    named = set()
+    for path in package.rglob("*.py"):
+        if "testing" not in path.relative_to(package).parts:
+            named |= set(re.findall(r"\bREXEC_[A-Z_]+\b", path.read_text()))
+    assert named <= set(ENVIRONMENT), sorted(named - set(ENVIRONMENT))
 
 
 @pytest.mark.parametrize("page", COMMANDS)

@@ -208,7 +208,7 @@ def test_git_credential_rexec_help_names_itself():
     result = run_bin("git-credential-rexec", "--help")
     assert result.code == 0
     usage = result.out.split("Options:")[0]
-    assert "  git-credential-rexec (get | store | erase)" in usage
+    assert "  git-credential-rexec [--bearer] (get | store | erase)" in usage
     assert "rexec-credential" not in usage.split("Usage:")[1]
 
 

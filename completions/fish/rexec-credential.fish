@@ -56,6 +56,7 @@ for command in rexec-credential git-credential-rexec
     complete --command $command --condition __fish_use_subcommand --arguments unconfigure --description 'Undo configure'
     complete --command $command --condition __fish_use_subcommand --long-option help --description 'Show the usage'
     complete --command $command --condition __fish_use_subcommand --long-option version --description 'Show the version'
+    complete --command $command --condition __rexec_setup_operation --long-option bearer --description 'Git sends the token as Authorization: Bearer (git 2.46+)'
     complete --command $command --condition __rexec_setup_operation --long-option host --exclusive --arguments '(__rexec_stored host)' --description 'Rexec server'
     complete --command $command --condition __rexec_setup_operation --long-option system --description 'The system git config'
     complete --command $command --condition __rexec_setup_operation --long-option local --description "The repository's git config"

@@ -1,14 +1,20 @@
 """Hand Rexec tokens to git over its credential-helper protocol.
 
 Usage:
-  rexec-credential (get | store | erase)
-  rexec-credential configure [--host=URL] [--system | --local]
-  rexec-credential unconfigure [--host=URL] [--system | --local]
-  rexec-credential <operation>
+  rexec-credential [--bearer] (get | store | erase)
+  rexec-credential configure [--bearer] [--host=URL] [--system | --local]
+  rexec-credential unconfigure [--bearer] [--host=URL] [--system | --local]
+  rexec-credential [--bearer] <operation>
   rexec-credential (-h | --help)
   rexec-credential --version
 
 Options:
+  --bearer    With get: answer a Rexec login (stored, or REXEC_TOKEN) as
+              authtype Bearer with the token as credential, to a request that
+              announces capability[]=authtype (git 2.46 and later); other
+              requests get username and password as without it. With
+              configure: the helper is "rexec --bearer", which git runs as
+              git-credential-rexec --bearer. unconfigure removes either form.
   --host=URL  With configure/unconfigure: the Rexec server (default: REXEC_HOST,
               then the config file, then https://rexec.pipeops.io).
   --system    With configure/unconfigure: the system git config, not ~/.gitconfig.
@@ -26,19 +32,27 @@ end of input; only protocol lines are written to standard output.
                password_expiry_utc and oauth_refresh_token when known; print
                nothing when none matches. An empty request answers with the
                current login. When no username is known, the placeholder
-               username x-rexec-token is given.
-  store        Save the credential: one per protocol, host, username and path;
-               a new password replaces the old one.
-  erase        Remove every matching credential; with a password, only those
-               that hold that password.
+               username x-rexec-token is given. A stored authtype and
+               credential answer only a request that announced
+               capability[]=authtype, and then come first in the answer,
+               after capability[]=authtype.
+  store        Save the credential (a username and password, or an authtype
+               and credential): one per protocol, host, username, path and
+               form; a new one replaces the old. Nothing is stored when
+               ephemeral is true.
+  erase        Remove every matching credential; with a password (or a
+               credential), only those that hold it.
   configure    Make git ask this helper, and no other, for the Rexec host:
-               credential.<host>.helper gets an empty value, then rexec.
+               credential.<host>.helper gets an empty value, then rexec (or
+               rexec --bearer).
   unconfigure  Remove what configure added.
 
-Any other operation is ignored. When REXEC_TOKEN is set, get answers with it
-for the effective host (REXEC_HOST, else the logged-in host, else
-https://rexec.pipeops.io) before anything stored; it is never written to disk.
-Logins are kept in ~/.rexec/config.json (the active one) and
+Any other operation is ignored, and so is any capability but authtype. When
+REXEC_TRACE is 1, 2 or true, each decision is traced on standard error (an
+absolute path: appended to that file); never a token. When REXEC_TOKEN is set,
+get answers with it for the effective host (REXEC_HOST, else the logged-in
+host, else https://rexec.pipeops.io) before anything stored; it is never
+written to disk. Logins are kept in ~/.rexec/config.json (the active one) and
 ~/.rexec/credentials.json (every account, and what store saves);
 $REXEC_CONFIG_DIR overrides the directory. Exit status: 0 on success, also when
 nothing matches; 2 malformed input; 4 unreadable or corrupted file, or git
@@ -47,21 +61,26 @@ config failed.
 
 from __future__ import annotations
 
-from .. import precedence, protocol
+from .. import precedence, protocol, records
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from ..context import Args, Context
     from ..records import Query
+    from ..store import State
 
 OPERATIONS = ("get", "store", "erase")
 SETUP = ("configure", "unconfigure")
+BEARER = "--bearer"
 
 
 def quick_parse(argv: list[str]) -> Args | None:
-    """`rexec-credential OPERATION`, git's only form, without docopt (hot path); else None."""
-    if len(argv) == 1 and argv[0] and not argv[0].startswith("-") and argv[0] not in SETUP:
-        return {"<operation>": argv[0]}
+    """`rexec-credential [--bearer] OPERATION`, git's only forms (the helper `rexec` or
+    `rexec --bearer`), without docopt (hot path); else None."""
+    bearer = len(argv) == 2 and argv[0] == BEARER
+    operation = argv[-1] if len(argv) == 1 or bearer else ""
+    if operation and not operation.startswith("-") and operation not in SETUP:
+        return {"<operation>": operation, BEARER: bearer}
     return None
 
 
@@ -73,37 +92,41 @@ def run(args: Args, ctx: Context) -> int:
     if operation in SETUP:
         return _set_up_git(operation, args, ctx)
     action = _ACTIONS.get(operation)
+    trace = ctx.trace
     if action is None:
+        trace("an operation this helper does not know: ignored, nothing read")
         return 0
-    request = protocol.read(ctx.stdin)
+    request = records.announced(protocol.read(ctx.stdin))
+    if trace.on:
+        trace(f"{operation}{' --bearer' if args.get(BEARER) else ''}: {_described(request)}")
     if protocol.is_true(request.get("quit")):
+        trace("quit is true: nothing done")
         return 0
-    action(request, ctx)
+    action(request, ctx, bool(args.get(BEARER)))
     return 0
 
 
-def _get(request: Query, ctx: Context) -> None:
+def _get(request: Query, ctx: Context, bearer: bool) -> None:
     state = ctx.storage.load()
     now = ctx.clock()
-    record = precedence.env_answer(request, state, ctx.env, now) or state.find(
-        precedence.git_query(request, state, ctx.env), now
-    )
-    if record is None:
+    found = precedence.git_answer(request, state, ctx.env, now, bearer)
+    if ctx.trace.on:
+        _trace_answer(ctx, found, state, request, now)
+    if found.record is None:
         return  # no match: no output, exit 0 (git's convention)
-    answer = {k: v for k, v in record.items() if k in protocol.CREDENTIAL_KEYS and k != "path"}
-    if "path" in request:
-        answer["path"] = request["path"]
-    ctx.stdout.write(protocol.render(answer))
+    ctx.stdout.write(protocol.render(records.response(found.record, request)))
     ctx.stdout.flush()
 
 
-def _store(request: Query, ctx: Context) -> None:
+def _store(request: Query, ctx: Context, bearer: bool) -> None:
     now = ctx.clock()
-    ctx.storage.update(lambda state: state.store(request, now))
+    changed = ctx.storage.update(lambda state: state.store(request, now))
+    ctx.trace("stored" if changed else _not_stored(request, now))
 
 
-def _erase(request: Query, ctx: Context) -> None:
-    ctx.storage.update(lambda state: state.erase(request))
+def _erase(request: Query, ctx: Context, bearer: bool) -> None:
+    changed = ctx.storage.update(lambda state: state.erase(request))
+    ctx.trace("erased what matched" if changed else "nothing matched: nothing erased")
 
 
 def _set_up_git(operation: str, args: Args, ctx: Context) -> int:
@@ -111,15 +134,21 @@ def _set_up_git(operation: str, args: Args, ctx: Context) -> int:
     from .. import gitsetup
 
     state = ctx.storage.load_lenient()[0]  # a corrupted file: the host may come from elsewhere
-    url = precedence.effective_host(state, ctx.env, args.get("--host"))[0]
+    url, source = precedence.effective_host(state, ctx.env, args.get("--host"))
+    ctx.trace(f"host {url} (from {precedence.SOURCES[source]})")
     scope = "--system" if args.get("--system") else "--local" if args.get("--local") else "--global"
-    git = gitsetup.GitConfig(scope, ctx.env)
+    git = gitsetup.GitConfig(scope, ctx.env, ctx.trace)
     where = f"{scope[2:]} git config"
     if operation == "configure":
-        if gitsetup.configure(git, url):
-            ctx.success(f"git now asks rexec-credential, and no other helper, for {url} ({where})")
+        bearer = bool(args.get(BEARER))
+        helper = gitsetup.BEARER_HELPER if bearer else gitsetup.HELPER
+        how = " --bearer" if bearer else ""
+        if gitsetup.configure(git, url, helper):
+            ctx.success(
+                f"git now asks rexec-credential{how}, and no other helper, for {url} ({where})"
+            )
         else:
-            ctx.success(f"git already asks rexec-credential for {url} ({where})")
+            ctx.success(f"git already asks rexec-credential{how} for {url} ({where})")
     elif gitsetup.unconfigure(git, url):
         ctx.success(f"git no longer asks rexec-credential for {url} ({where})")
     else:
@@ -128,3 +157,55 @@ def _set_up_git(operation: str, args: Args, ctx: Context) -> int:
 
 
 _ACTIONS = {"get": _get, "store": _store, "erase": _erase}
+
+
+# -- the trace (REXEC_TRACE): only when it is on, never a secret ----------------------------
+
+
+def _described(request: Query) -> str:
+    """A request in a trace: what it asks, the secrets it carries named, never shown."""
+    shown = [
+        f"{key}={request[key]}"
+        for key in ("protocol", "host", "path", "username")
+        if isinstance(request.get(key), str)
+    ]
+    given = [key for key in records.SECRET_KEYS + ("oauth_refresh_token",) if key in request]
+    if given:
+        shown.append(f"with {' and '.join(given)}")
+    if records.capable(request):
+        shown.append("capability[]=authtype")
+    if protocol.is_true(request.get("ephemeral")):
+        shown.append("ephemeral")
+    return "request " + (" ".join(shown) if shown else "empty")
+
+
+def _trace_answer(
+    ctx: Context, found: precedence.Answer, state: State, request: Query, now: float
+) -> None:
+    trace = ctx.trace
+    trace(f"REXEC_TOKEN: {found.env_reason or 'answers'}")
+    if found.record is None:
+        query = found.query
+        asked = " ".join(f"{k}={query[k]}" for k in records.MATCH_KEYS if k in query)
+        if query is not request:
+            host, source = precedence.effective_host(state, ctx.env)
+            asked += f" (the request named none: {host}, from {precedence.SOURCES[source]})"
+        trace(f"nothing answers {asked or 'anything'}:")
+        for line in state.explain(query, now, records.capable(request)):
+            trace(f"  {line}")
+        return
+    form = "authtype Bearer" if records.has_credential(found.record) else "username and password"
+    if found.source == "env":
+        what = "REXEC_TOKEN"
+    elif found.login is not None:
+        what = f"the login {found.login.describe()}"
+    else:
+        what = f"a stored credential for {found.record.get('username', '')!r}"
+    trace(f"answered with {what}, as {form}")
+
+
+def _not_stored(request: Query, now: float) -> str:
+    """Why store kept nothing (a trace line)."""
+    if records.storable(request, now) is None:
+        return "nothing stored: a key is missing, or it is ephemeral or expired"
+    return "nothing stored: already stored, or REXEC_TOKEN's value (never written)"

@@ -54,7 +54,7 @@ from .. import hosts, precedence, tokens
 from ..accounts import Account, listing, when
 from ..callback import CallbackServer
 from ..errors import AuthError, RexecError, StorageError, UsageError
-from ..precedence import effective_host, env_token
+from ..precedence import SOURCES, effective_host, env_token
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -86,7 +86,9 @@ def run(args: Args, ctx: Context) -> int:
 
 def _effective_host(option: str | None, ctx: Context) -> str:
     # A corrupted file counts as empty here; it is moved aside when the login is written.
-    return effective_host(ctx.storage.load_lenient()[0], ctx.env, option)[0]
+    host, source = effective_host(ctx.storage.load_lenient()[0], ctx.env, option)
+    ctx.trace(f"host {host} (from {SOURCES[source]})")
+    return host
 
 
 def _token_argument(value: str, ctx: Context) -> str:
@@ -133,20 +135,24 @@ def establish(ctx: Context, host: str, token: str, device: Device | None = None)
     """
     token = tokens.trim(token)
     kind = tokens.classify(token)  # malformed: refused before any request
+    ctx.trace(f"validating {tokens.redact(token)} with {host}")
     client = ctx.api(host)
     if kind == tokens.API:
         profile = client.validate_api_token(token)
     else:
         profile = client.profile(token)
     account = _account(host, profile, token, ctx)
+    ctx.trace(f"the service accepted it: {account.describe()}")
     no_device = None
     if device is not None and kind == tokens.JWT:
         try:
             made = client.create_token(token, device.name, device.expires_in)
         except RexecError as exc:
             no_device = exc.message
+            ctx.trace(f"no device token: {exc.message}; keeping the session token")
         else:
             account = _account(host, profile, made["token"], ctx, made)
+            ctx.trace(f"device token {tokens.redact(made['token'])} made: {made['name']}")
     if not ctx.storage.update(lambda state: state.log_in(account)):
         ctx.warn(
             "note: this token is the value of REXEC_TOKEN, which is never written to disk; "
@@ -262,6 +268,7 @@ def switch(args: Args, ctx: Context) -> int:
     """Make a stored login the active one: config.json gets its five fields. No network."""
     state = ctx.storage.load()
     target, active = _switch_target(state, args, ctx)
+    ctx.trace(f"switch to {target.describe()}{' (already active)' if active else ''}")
     now = ctx.clock()
     if active:
         ctx.success(f"Already using {target.describe()}")
@@ -363,7 +370,9 @@ def browser_login(args: Args, ctx: Context, host: str, device: Device | None) ->
     try:
         server.start()
     except OSError as exc:
+        ctx.trace(f"no callback server on port {port}: {exc.strerror or exc}; manual login")
         return _manual_login(ctx, host, exc)
+    ctx.trace(f"callback server on 127.0.0.1 port {server.port}")
     with server:  # the port is released however this ends, Ctrl+C included
         url = login_url(host, server.url)
         opening = not args["--no-browser"]

@@ -53,9 +53,16 @@ SERVER_BUDGET = 10.0  # seconds for the server calls of one logout
 
 
 def run(args: Args, ctx: Context) -> int:
-    """Choose the logins, end their sessions, remove them, say what happened."""
+    """Choose the logins, revoke their device tokens, remove them, say what happened."""
     state, corrupted = ctx.storage.load_lenient()
     chosen, unusable = _choose(state, args, ctx)
+    for account, active in chosen:
+        ctx.trace(
+            f"logging out {account.describe()}{' (active)' if active else ''}: "
+            f"{_server_side(account, args)}"
+        )
+    if not chosen:
+        ctx.trace("no stored login matches")
     if not args["--local"]:
         _revoke(ctx, [account for account, _ in chosen], args["--end-session"])
     backups = 0
@@ -83,9 +90,11 @@ def _choose(state: State, args: Args, ctx: Context) -> tuple[list[Login], bool]:
     host: str | None = None
     if not args["--user"]:
         try:
-            host = precedence.effective_host(state, ctx.env, args["--host"])[0]
+            host, source = precedence.effective_host(state, ctx.env, args["--host"])
         except precedence.BadStoredHost:
+            ctx.trace("config.json's host is not a URL: its login goes")
             return [], True
+        ctx.trace(f"host {host} (from {precedence.SOURCES[source]})")
         if not args["--host"]:  # the login every other command would use
             login = precedence.login_for(state, host, ctx.clock())
             return ([login] if login else []), False
@@ -105,6 +114,17 @@ def _forget(state: State, chosen: list[Login], unusable: bool) -> None:
         state.log_out(account, active)
     if unusable:
         state.drop_config()
+
+
+def _server_side(account: Account, args: Args) -> str:
+    """What happens on the server to this login's token (for the trace)."""
+    if args["--local"]:
+        return "nothing on the server (--local)"
+    if account.device:
+        return "its device token is revoked first"
+    if account.session_id:
+        return "its session is ended first" if args["--end-session"] else "its session stays"
+    return "nothing on the server (an API token it did not make)"
 
 
 def _revoke(ctx: Context, chosen: list[Account], end_session: bool) -> None:

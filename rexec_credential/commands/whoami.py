@@ -111,6 +111,8 @@ def run(args: Args, ctx: Context) -> int:
         return _all(args, ctx)
     state = ctx.storage.load()
     login = precedence.resolve(state, ctx.env, args["--host"], ctx.clock())
+    for line in login.explained():
+        ctx.trace(line)
     if not login.token:
         where = f" to {login.host}" if login.host_source in ("option", "env") else ""
         message = NOT_LOGGED_IN.format(where=where)
@@ -150,6 +152,10 @@ def _all(args: Args, ctx: Context) -> int:
         raise AuthError(NOT_LOGGED_IN.format(where=""))
     now = ctx.clock()
     offline = bool(args.get("--offline"))
+    ctx.trace(
+        f"{len(logins)} login{'s' if len(logins) != 1 else ''} to "
+        f"{'list' if offline else 'check'}{' (REXEC_TOKEN first)' if env_token else ''}"
+    )
     threads = [
         threading.Thread(target=login.check, args=(ctx, now, True, offline), daemon=True)
         for login in logins
@@ -158,6 +164,8 @@ def _all(args: Args, ctx: Context) -> int:
         thread.start()
     for thread in threads:
         thread.join()
+    for login in logins:
+        ctx.trace(f"{login.account.describe()} ({_source(login)}): {login.state}")
     _print(ctx, args, logins, single=False)
     if offline:
         return 0  # a listing, not a check
