@@ -28,6 +28,18 @@ WHOAMI_ALL_KEYS = {
 }
 
 
+def eventually(check, timeout: float = 10.0, pause: float = 0.05) -> bool:
+    """Poll `check()` until it is true or `timeout` seconds pass; its last answer."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() >= deadline:
+            return bool(check())
+        time.sleep(pause)
+    return True
+
+
 def segment(obj: object) -> str:
     """One base64url JSON segment of a JWT."""
     return base64.urlsafe_b64encode(json.dumps(obj).encode()).rstrip(b"=").decode()

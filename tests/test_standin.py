@@ -20,6 +20,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from helpers import eventually
 
 from rexec_credential.testing import StandIn, User, scripted_browser
 from rexec_credential.testing.scripted_browser import ScriptedBrowser
@@ -1014,7 +1015,8 @@ def test_an_expired_web_session_means_the_form_again(svc):
     svc.jwt_lifetime = 1
     browser = ScriptedBrowser()
     token = token_of(browser.authorize(login_url(svc)))
-    time.sleep(1.1)
+    # The JWT lives a second: wait for it to run out.
+    assert eventually(lambda: call_json(svc.url + "/api/profile", token)[0] != 200)
     assert call_json(svc.url + "/api/profile", token) == (401, {"error": "token is expired"})
     status, page, _ = browser.visit(login_url(svc))
     assert 'name="password"' in page and len(browser.cookies) == 0
