@@ -73,7 +73,7 @@ def _fault(url: str) -> str | None:
         return "it is empty"
     if not url.isascii() or not url.isprintable() or " " in url:
         return "it holds spaces, control or non-ASCII characters"
-    if "?" in url or "#" in url or "@" in url.partition("://")[2].partition("/")[0]:
+    if "?" in url or "#" in url or "@" in url.rpartition("://")[2].partition("/")[0]:
         return "a host URL has no query, fragment or user name"
     if _looks_like_token(url):
         return "it looks like a token, not a host"

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 
     JsonObject = Dict[str, Any]
 
+BACKUP_MARK = ".corrupt-"  # <file>.corrupt-<UTC time>: a corrupted file moved aside
 RETRY_PAUSE = 0.005  # seconds between reads of a file that is being rewritten
 RECENT = 1.0  # seconds: a file changed this recently may be mid-write; wait up to this long
 
@@ -156,7 +157,7 @@ class JsonFile:
         """Rename a corrupted file to `<name>.corrupt-<UTC time>` (0600); the new name."""
         stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
         for attempt in range(100):
-            backup = f"{self.path}.corrupt-{stamp}" + (f"-{attempt}" if attempt else "")
+            backup = f"{self.path}{BACKUP_MARK}{stamp}" + (f"-{attempt}" if attempt else "")
             if os.path.lexists(backup):
                 continue
             try:

@@ -23,7 +23,7 @@ import os
 import stat
 
 from .errors import StorageError
-from .jsonfile import Changed, Corrupted, JsonFile, os_message
+from .jsonfile import BACKUP_MARK, Changed, Corrupted, JsonFile, os_message
 from .store import State
 
 TYPE_CHECKING = False
@@ -40,7 +40,6 @@ LOCK_NAME = CONFIG_NAME + ".lock"  # the name earlier versions lock, so they ser
 SETTLE = 0.1  # seconds an empty or cut-short config.json is read again (the Rexec CLI writing)
 LOCK_WAIT = 10.0  # seconds a writer waits for the lock, as git waits for its config lock
 LOCK_POLL = 0.05  # seconds between tries of a held lock
-BACKUP_MARK = ".corrupt-"  # <file>.corrupt-<UTC time>: a corrupted file moved aside
 ATTEMPTS = 20  # read-change-write rounds when config.json keeps changing under us
 
 

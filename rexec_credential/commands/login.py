@@ -172,22 +172,35 @@ def _account(
         profile.get("tier") or "",
         created_at=int(ctx.clock()),
     )
-    if made is not None:
-        account.token_id, account.token_name = made["id"], made["name"]
-        account.token_expiry = made["expires"]
-    return account
+    return account if made is None else _device(account, made)
+
+
+def _device(login: Account, made: DeviceToken) -> Account:
+    """The login holding the device token the service made for it."""
+    return Account(
+        login.host,
+        login.username,
+        made["token"],
+        login.email,
+        login.tier,
+        created_at=login.created_at,
+        token_id=made["id"],
+        token_name=made["name"],
+        token_expiry=made["expires"],
+    )
+
+
+def _validity(account: Account) -> str:
+    """`valid until <when>` or `with no expiry`, of a device token."""
+    expiry = account.token_expiry
+    return "with no expiry" if expiry is None else f"valid until {when(expiry)}"
 
 
 def device_line(account: Account) -> str:
     """The line that names a device token, its expiry and where it can be revoked."""
-    until = (
-        "with no expiry"
-        if account.token_expiry is None
-        else f"valid until {when(account.token_expiry)}"
-    )
     return (
-        f"Device token '{tokens.clean(account.token_name)}' made for this machine, {until}; "
-        f"revoke it at {account.host}/settings"
+        f"Device token '{tokens.clean(account.token_name)}' made for this machine, "
+        f"{_validity(account)}; revoke it at {account.host}/settings"
     )
 
 
@@ -218,8 +231,9 @@ def renew(args: Args, ctx: Context, expires_in: int) -> int:
     tokens.classify(old.token)
     client = ctx.api(old.host)
     made = client.create_token(old.token, old.token_name or default_token_name(), expires_in)
-    new = Account(old.host, old.username, made["token"], old.email, old.tier, created_at=int(now))
-    new.token_id, new.token_name, new.token_expiry = made["id"], made["name"], made["expires"]
+    new = _device(old, made)
+    if new.created_at is None:  # a login only config.json held (the Rexec CLI wrote it)
+        new.created_at = int(now)
     if not ctx.storage.update(lambda s: s.renew(old, new)):
         _revoke_quietly(client, made["token"], made["id"])
         raise StorageError(
@@ -238,11 +252,8 @@ def renew(args: Args, ctx: Context, expires_in: int) -> int:
             "note: the API token this login had was not made here and stays valid; "
             f"revoke it at {old.host}/settings if nothing else uses it"
         )
-    until = (
-        "with no expiry" if new.token_expiry is None else f"valid until {when(new.token_expiry)}"
-    )
     who = tokens.clean(old.username) or "the login"
-    ctx.success(f"Renewed the token of {who} on {old.host}, {until}")
+    ctx.success(f"Renewed the token of {who} on {old.host}, {_validity(new)}")
     return 0
 
 
