@@ -73,6 +73,8 @@ class CallbackServer:
         self._lock = threading.Lock()
         self._state = _OPEN
         self._settled = threading.Event()
+        self._answering = False  # a request settled the login and is being answered
+        self._answered = threading.Event()
         self._error: BaseException | None = None
         self._httpd: _HTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -134,9 +136,13 @@ class CallbackServer:
         return self._settled.wait(timeout)
 
     def finish(self, grace: float = 90.0) -> bool:
-        """Take no more tokens; wait for one already being handled; True if a token was.
+        """Take no more tokens; wait for one already being handled and for the browser's
+        answer to it to be sent; True if a token was handled.
 
-        Re-raises an unexpected exception from on_token (a bug must show).
+        The answer is written by a daemon thread after the token settles the login: a
+        process that exits without waiting for it leaves the browser with a dropped
+        connection instead of its page. Re-raises an unexpected exception from on_token
+        (a bug must show).
         """
         with self._lock:
             if self._state == _OPEN:
@@ -144,11 +150,17 @@ class CallbackServer:
             pending = self._state == _CLAIMED
         if pending:
             self._settled.wait(grace)
+        if self._answering:
+            self._answered.wait(CLIENT_TIMEOUT)
         if self._error is not None:
             raise self._error
         return self._settled.is_set()
 
     # -- tokens
+
+    def answered(self) -> None:
+        """The request that settled the login has had its answer (or its browser left)."""
+        self._answered.set()
 
     def is_callback_path(self, path: str) -> bool:
         """True when path is this login's /callback/<nonce>."""
@@ -177,6 +189,7 @@ class CallbackServer:
         with self._lock:
             settled = final or verdict[0] or self._error is not None
             self._state = _DONE if settled else _OPEN
+            self._answering = final
         if settled:
             self._settled.set()
         return verdict
@@ -264,6 +277,13 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(400, "Missing token", "The address carries no token.")
             return
         verdict = self.server.owner.hand_over(token)
+        try:
+            self._answer(verdict)
+        finally:
+            if verdict is not None:
+                self.server.owner.answered()
+
+    def _answer(self, verdict: Verdict | None) -> None:
         if verdict is None:
             self._send(
                 410,

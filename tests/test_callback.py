@@ -469,3 +469,63 @@ def test_wait_returns_false_on_timeout(server):
     started = time.monotonic()
     assert server.wait(0.1) is False
     assert time.monotonic() - started < 2
+
+
+def test_finish_waits_until_the_browser_has_its_answer(monkeypatch):
+    # The token is settled before its page is written: finish() (after which rexec-login
+    # exits, taking the daemon handler thread with it) must wait for the answer to be sent.
+    rendering, release = threading.Event(), threading.Event()
+    real_page = answer_page.page
+
+    def slow_page(title, message):
+        rendering.set()
+        release.wait(10)
+        return real_page(title, message)
+
+    monkeypatch.setattr(callback, "page", slow_page)
+    answers: list = []
+    finished = threading.Event()
+    with CallbackServer(Recorder(), port=0) as srv:
+        client = threading.Thread(target=lambda: answers.append(get(srv)))
+        client.start()
+        assert srv.wait(10) and rendering.wait(10)
+        finisher = threading.Thread(target=lambda: (srv.finish(), finished.set()))
+        finisher.start()
+        assert not finished.wait(0.3)  # still writing the page: finish() must not return
+        release.set()
+        assert finished.wait(10)
+        client.join(10)
+        finisher.join(10)
+    assert answers and answers[0][0] == 200
+
+
+EXITS_AFTER_FINISH = """
+import sys, time
+from rexec_credential import answer_page, callback
+real_page = answer_page.page
+def slow_page(title, message):  # the answer takes a while to write
+    time.sleep(0.5)
+    return real_page(title, message)
+callback.page = slow_page
+with callback.CallbackServer(lambda token: (True, "Logged in."), port=0) as srv:
+    print(srv.url, flush=True)
+    srv.wait(30)
+    srv.finish()
+"""
+
+
+def test_the_browser_gets_its_answer_although_the_process_exits_at_once():
+    import subprocess
+    import sys
+
+    process = subprocess.Popen(
+        [sys.executable, "-c", EXITS_AFTER_FINISH], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        url = urlsplit(process.stdout.readline().strip())
+        conn = http.client.HTTPConnection("127.0.0.1", url.port, timeout=10)
+        conn.request("GET", url.path + "?token=" + TOKEN, headers={"Host": url.netloc})
+        response = conn.getresponse()
+        assert (response.status, b"Logged in." in response.read()) == (200, True)
+    finally:
+        assert process.wait(30) == 0
