@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 
     from .accounts import Account, Login
     from .records import Query, Record
-    from .store import State
+    from .state import State
 
 ENV_TOKEN = "REXEC_TOKEN"
 ENV_HOST = "REXEC_HOST"

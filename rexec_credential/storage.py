@@ -24,7 +24,7 @@ import stat
 
 from .errors import StorageError
 from .jsonfile import BACKUP_MARK, Changed, Corrupted, JsonFile, os_message
-from .store import State
+from .state import State
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -55,7 +55,7 @@ def directory_for(env: Mapping[str, str]) -> str:
 class Storage:
     """Both files of one directory; `warn` receives one-line warnings meant for stderr.
 
-    Tokens in `keep_out` (REXEC_TOKEN's value) are never written (see store.State).
+    Tokens in `keep_out` (REXEC_TOKEN's value) are never written (see state.State).
     """
 
     def __init__(

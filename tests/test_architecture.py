@@ -21,7 +21,7 @@ LAYERS = [
     ["tokens", "protocol", "paste", "answer_page"],
     ["hosts", "records"],
     ["accounts"],
-    ["store"],
+    ["state"],
     ["precedence", "jsonfile"],
     ["storage"],
     ["api", "callback", "terminal", "gitsetup", "trace"],

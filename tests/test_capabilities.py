@@ -14,7 +14,7 @@ from conftest import call, run_bin
 from helpers import NOW, credentials, jwt, log_in
 
 from rexec_credential import records
-from rexec_credential.store import State
+from rexec_credential.state import State
 
 API = "rexec_" + "a1" * 32
 OTHER = "rexec_" + "b2" * 32

@@ -819,7 +819,7 @@ def test_installed_get_importtime_has_no_http_stack_or_docopt(config_path):
     )
     assert proc.returncode == 0 and b"password=" in proc.stdout
     imported = _importtime_modules(proc.stderr)
-    assert "rexec_credential.store" in imported  # (import_module()'s imports are not logged)
+    assert "rexec_credential.state" in imported  # (import_module()'s imports are not logged)
     # What the interpreter imports before any of our code (site, an editable install's
     # finder: on 3.9 importlib.util pulls in typing) is not ours to save.
     floor = _importtime_modules(

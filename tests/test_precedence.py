@@ -10,7 +10,7 @@ from helpers import NOW, jwt
 from rexec_credential import precedence
 from rexec_credential.accounts import Account
 from rexec_credential.errors import UsageError
-from rexec_credential.store import State
+from rexec_credential.state import State
 
 DEFAULT = "https://rexec.pipeops.io"
 STAGING = "https://staging.example.com"

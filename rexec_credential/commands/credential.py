@@ -67,7 +67,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from ..context import Args, Context
     from ..records import Query
-    from ..store import State
+    from ..state import State
 
 OPERATIONS = ("get", "store", "erase")
 SETUP = ("configure", "unconfigure")

@@ -61,7 +61,7 @@ if TYPE_CHECKING:
     from ..accounts import Login
     from ..api import Client, DeviceToken, Profile
     from ..context import Args, Context
-    from ..store import State
+    from ..state import State
 
 
 def run(args: Args, ctx: Context) -> int:

@@ -47,7 +47,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from ..accounts import Login
     from ..context import Args, Context
-    from ..store import State
+    from ..state import State
 
 SERVER_BUDGET = 10.0  # seconds for the server calls of one logout
 

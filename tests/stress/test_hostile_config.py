@@ -37,7 +37,7 @@ from hypothesis import strategies as st
 from rexec_credential import hosts, precedence, protocol, records, storage, tokens
 from rexec_credential.accounts import Account
 from rexec_credential.errors import RexecError, StorageError
-from rexec_credential.store import State
+from rexec_credential.state import State
 
 from . import rounds
 

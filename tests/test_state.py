@@ -1,4 +1,4 @@
-"""What the two files hold and the rules for changing it (rexec_credential.store, records,
+"""What the two files hold and the rules for changing it (rexec_credential.state, records,
 accounts): matching, expiry, git's store and erase, logging in, switching, logging out, and
 the earlier one-file layout."""
 
@@ -9,7 +9,7 @@ from helpers import NOW, jwt
 
 from rexec_credential import records
 from rexec_credential.accounts import Account
-from rexec_credential.store import State
+from rexec_credential.state import State
 
 HOST = "https://rexec.pipeops.io"
 API = "rexec_" + "a" * 64
