@@ -91,7 +91,6 @@ def _add_others(directory: str, count: int) -> None:
 
     def change(state: object) -> None:
         state.credentials = others + state.credentials  # type: ignore[attr-defined]
-        state.credentials_changed = True  # type: ignore[attr-defined]
 
     Storage(directory, print).update(change)
 

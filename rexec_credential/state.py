@@ -15,6 +15,11 @@ applying. Tokens in `keep_out` (REXEC_TOKEN's value) are never written.
 An earlier layout kept everything in config.json (a `credentials` list, and the active
 login's `password_expiry_utc` and `oauth_refresh_token` beside its fields); it is read
 as if split, and split on the next write.
+
+The operations only change the contents; nothing here records *that* they did. What the
+files must hold is `config_content()` (None: config.json has no key left, so it goes, as
+logging out of the active login wants) and `stored_content()`; storage.py writes a file
+only when that differs from what it read.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ import json
 
 from . import records, tokens
 from .accounts import CONFIG_FIELDS, Account
+from .errors import StorageError
 from .protocol import CREDENTIAL
 
 TYPE_CHECKING = False
@@ -40,17 +46,7 @@ LEGACY_FACTS = ("password_expiry_utc", "oauth_refresh_token")
 class State:
     """The contents of config.json and credentials.json, with the operations on them."""
 
-    __slots__ = (
-        "config",
-        "accounts",
-        "credentials",
-        "other",
-        "keep_out",
-        "config_changed",
-        "credentials_changed",
-        "config_removed",
-        "credentials_removed",
-    )
+    __slots__ = ("config", "accounts", "credentials", "other", "keep_out")
 
     def __init__(
         self,
@@ -68,8 +64,6 @@ class State:
         self.credentials = _list(credentials)  # entries kept as they are, read when matched
         self.other = stored  # keys of credentials.json someone else put there: kept
         self.keep_out = frozenset(t for t in keep_out if t)
-        self.config_changed = self.credentials_changed = False
-        self.config_removed = self.credentials_removed = False
         self._read_legacy_layout()
 
     # -- reading ---------------------------------------------------------------------------
@@ -172,8 +166,8 @@ class State:
 
     # -- git's store and erase -------------------------------------------------------------
 
-    def store(self, request: Query, now: float) -> bool:
-        """Keep a credential git hands over; True when anything changed.
+    def store(self, request: Query, now: float) -> None:
+        """Keep a credential git hands over.
 
         For a Rexec login's host and user it replaces that login's token (the active one
         in config.json too); otherwise it is one credential per protocol, host, username
@@ -181,65 +175,59 @@ class State:
         """
         new = records.storable(request, now)
         if new is None or any(new.get(key) in self.keep_out for key in records.SECRET_KEYS):
-            return False
+            return
         if records.has_credential(new):
             # An authtype and credential are kept as any credential, except a login's own
             # token coming back (git stores what `--bearer get` answered): already stored.
             for account, _ in self.logins():
                 login = records.holding_token(account.record())
                 if new[CREDENTIAL] == account.token and records.matches(new, login, host_wide=True):
-                    return False
+                    return
         elif "password" in new:
             for account, active in self.logins():
                 if records.same_login(account.record(), new):
-                    return self._renew(account, active, new, now)
+                    self._renew(account, active, new, now)
+                    return
         if new in self.credentials:
-            return False
+            return  # where it is: storing it again must not move it
         self.credentials = [new] + [
             c for c in self.credentials if not (isinstance(c, dict) and records.same_slot(c, new))
         ]
-        self.credentials_changed = True
-        return True
 
-    def erase(self, pattern: Query) -> bool:
-        """Remove every matching credential and login; True when anything changed.
+    def erase(self, pattern: Query) -> None:
+        """Remove every matching credential and login.
 
         git erases what the server refused: the active login's token leaves config.json
         (its host and other keys stay) so that it is not handed out again.
         """
         if not records.erasable(pattern):
-            return False
+            return
         pattern = records.announced(pattern)
         # git 2.42: a different password erases nothing; a credential likewise (a login's
         # token counts as both: git erases it in the form it was answered in).
         with_password = any(key in pattern for key in records.SECRET_KEYS)
-        changed = False
         for account, active in self.logins():
             login = records.holding_token(account.record())
             if records.matches(pattern, login, with_password, host_wide=True):
-                changed = self._forget(account, active) or changed
-        kept = [
+                self._forget(account, active)
+        self.credentials = [
             c
             for c in self.credentials
             if not (records.well_formed(c) and records.matches(pattern, c, with_password))
         ]
-        if len(kept) != len(self.credentials):
-            self.credentials = kept
-            self.credentials_changed = changed = True
-        return changed
 
     # -- logging in and out ----------------------------------------------------------------
 
-    def log_in(self, account: Account) -> bool:
-        """Make a new login the active one and keep it as an account; False (nothing
-        changed) for a token that must not be written.
+    def log_in(self, account: Account) -> None:
+        """Make a new login the active one and keep it as an account; nothing changes for
+        a token that must not be written (the caller says so: `precedence.kept_out`).
 
         A login as the same user on the same host replaces that account; the login it
         replaces as the active one stays an account (also one the Rexec CLI wrote), and
         copies git stored for the same host and user go (the login owns them).
         """
         if account.token in self.keep_out:
-            return False
+            return
         same = self._account_with_token(account.token, account.host)
         if same is not None and same.same_login(account):  # facts git stored still apply
             account.stored_expiry, account.refresh_token = same.stored_expiry, same.refresh_token
@@ -252,8 +240,6 @@ class State:
             if not (isinstance(c, dict) and records.same_login(c, record))
         ]
         self._set_active(account)
-        self.credentials_changed = True
-        return True
 
     def switch(self, account: Account, now: float) -> None:
         """Make a stored account the active login (config.json gets its five fields)."""
@@ -261,16 +247,18 @@ class State:
         self._keep_active_as_account(int(now))
         self._set_active(current)
 
-    def renew(self, old: Account, new: Account) -> bool:
+    def renew(self, old: Account, new: Account) -> None:
         """Put a login's new token (rexec-login --renew) in place of its old one: the same
         place among the accounts, still the active login if it was; copies git stored of
-        the old token go. False when the old token is no longer stored (logged out
+        the old token go. StorageError when the old token is no longer stored (logged out
         meanwhile): nothing changes."""
         found = self._account_with_token(old.token, old.host)
         active = self.active()
         is_active = active is not None and (active.token, active.host) == (old.token, old.host)
         if found is None and not is_active:
-            return False
+            raise StorageError(
+                f"the login of {old.describe()} was removed while it was renewed; nothing changed"
+            )
         new.created_at = found.created_at if found is not None else new.created_at
         if found is None:
             self.accounts.insert(0, new)
@@ -279,16 +267,13 @@ class State:
         self._drop_copies(old.token)
         if is_active:
             self.config["token"] = new.token
-            self.config_changed = True
-        self.credentials_changed = True
-        return True
 
     def log_out(self, account: Account, active: bool) -> None:
         """Forget a login: its token leaves both files; for the active login config.json
         goes completely."""
         self._drop_token(account.token)
         if active or self.config.get("token") == account.token:
-            self.config_removed = True
+            self.config = {}
 
     def drop_config(self) -> None:
         """Forget config.json's login whatever it holds (its host may not be a URL at all):
@@ -296,7 +281,7 @@ class State:
         token = self.config.get("token")
         if isinstance(token, str) and token:
             self._drop_token(token)
-        self.config_removed = True
+        self.config = {}
 
     def _drop_token(self, token: str) -> None:
         self.accounts = [a for a in self.accounts if a.token != token]
@@ -309,32 +294,16 @@ class State:
             for c in self.credentials
             if not (isinstance(c, dict) and token in (c.get("password"), c.get(CREDENTIAL)))
         ]
-        self.credentials_changed = True
-
-    def log_out_everything(self) -> None:
-        """Forget every login and every credential: both files go."""
-        self.accounts, self.credentials = [], []
-        self.config_removed = self.credentials_removed = True
 
     # -- the files' contents ---------------------------------------------------------------
 
-    def touched(self) -> bool:
-        """True when either file must be written or removed."""
-        return (
-            self.config_changed
-            or self.credentials_changed
-            or self.config_removed
-            or self.credentials_removed
-        )
+    def config_content(self) -> dict[str, Any] | None:
+        """What config.json must hold: the five fields in the Rexec CLI's order, then
+        other keys; None (no file) when nothing is left."""
+        return config_content(self.config)
 
-    def config_object(self) -> dict[str, Any]:
-        """config.json's object: the five fields in the Rexec CLI's order, then other keys."""
-        ordered = {k: self.config[k] for k in CONFIG_FIELDS if k in self.config}
-        ordered.update((k, v) for k, v in self.config.items() if k not in ordered)
-        return ordered
-
-    def stored_object(self) -> dict[str, Any]:
-        """credentials.json's object."""
+    def stored_content(self) -> dict[str, Any]:
+        """What credentials.json must hold (no file and one holding nothing read alike)."""
         return {
             "version": FORMAT_VERSION,
             **self.other,
@@ -349,8 +318,6 @@ class State:
 
     def _set_active(self, account: Account) -> None:
         self.config.update(account.config_fields())
-        self.config_changed = True
-        self.config_removed = False
 
     def _keep_active_as_account(self, now: int | None) -> None:
         """Before the active login is replaced: make sure it is an account (nothing lost)."""
@@ -361,9 +328,8 @@ class State:
             # The Rexec CLI wrote it (or git erased its account): same user, newer token.
             active.created_at = now
             self.accounts = [a for a in self.accounts if not a.same_login(active)] + [active]
-            self.credentials_changed = True
 
-    def _renew(self, account: Account, active: bool, new: Query, now: float) -> bool:
+    def _renew(self, account: Account, active: bool, new: Query, now: float) -> None:
         """git stored a token, and what it knows of it, for a login's host and user."""
         token = new["password"]
         facts = (
@@ -371,15 +337,13 @@ class State:
             _own_expiry(new.get("password_expiry_utc"), token),
             new.get("oauth_refresh_token", ""),
         )
-        changed = False
         if active:
-            if self.config.get("token") != token:
-                self.config["token"] = token
-                self.config_changed = changed = True
+            already = self.config.get("token") == token
+            self.config["token"] = token
             kept = self._account_with_token(account.token, account.host)
             if kept is None:
-                if not changed and facts[1:] == (None, ""):
-                    return False  # already stored, and nothing to add
+                if already and facts[1:] == (None, ""):
+                    return  # config.json holds it already, and there is nothing to add
                 kept = Account(
                     account.host,
                     account.username,
@@ -389,25 +353,17 @@ class State:
                     created_at=int(now),
                 )
                 self.accounts = [kept] + [a for a in self.accounts if not a.same_login(kept)]
-                self.credentials_changed = changed = True
             account = kept
         if (account.token, account.stored_expiry, account.refresh_token) != facts:
             if account.token != token:
                 account.forget_device_facts()  # git's new token is not the one made here
             account.token, account.stored_expiry, account.refresh_token = facts
-            self.credentials_changed = changed = True
-        return changed
 
-    def _forget(self, account: Account, active: bool) -> bool:
-        before = len(self.accounts)
+    def _forget(self, account: Account, active: bool) -> None:
         self.accounts = [a for a in self.accounts if a.token != account.token]
-        changed = len(self.accounts) != before
-        self.credentials_changed = self.credentials_changed or changed
         if active:
             for key in ("token", "username", "email", "tier"):
                 self.config.pop(key, None)
-            self.config_changed = changed = True
-        return changed
 
     def _read_legacy_layout(self) -> None:
         legacy = self.config.pop(LEGACY_LIST, None)
@@ -418,10 +374,8 @@ class State:
             self.credentials = self.credentials + [
                 c for c in _list(legacy) if json.dumps(c, sort_keys=True) not in seen
             ]
-            self.config_changed = self.credentials_changed = True
         facts = {k: self.config.pop(k) for k in LEGACY_FACTS if k in self.config}
         if facts:
-            self.config_changed = self.credentials_changed = True
             active = Account.from_config(self.config)
             if active is not None and active.token not in self.keep_out:
                 active.stored_expiry = _own_expiry(
@@ -431,6 +385,15 @@ class State:
                 active.refresh_token = refresh if isinstance(refresh, str) else ""
                 self.accounts = [a for a in self.accounts if a.token != active.token]
                 self.accounts.insert(0, active)
+
+
+def config_content(config: Mapping[str, Any]) -> dict[str, Any] | None:
+    """config.json's object as written (the five fields first); None when it is empty."""
+    if not config:
+        return None
+    ordered = {k: config[k] for k in CONFIG_FIELDS if k in config}
+    ordered.update((k, v) for k, v in config.items() if k not in ordered)
+    return ordered
 
 
 def _own_expiry(expiry: int | None, token: str) -> int | None:

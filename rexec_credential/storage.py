@@ -3,15 +3,18 @@
 `load()` reads both files (never waiting, never writing). `update(change)` takes the
 advisory lock — flock on `config.json.lock`, which the kernel releases if the process
 dies, so a lock is never stale — reads both files, lets `change` edit the State, and
-writes the files it changed: credentials.json first (so a login is recorded as an account
-before config.json names it), then config.json. All of this project's writers serialise on
-that lock; the Rexec CLI does not take it and rewrites config.json in place, so config.json
-is replaced only if it still holds what was read (else everything is read and changed
+writes each file whose content the change made different from what was read (comparing
+objects, not flags: a change that changes nothing writes nothing; a config.json left with
+no key is removed): credentials.json first (so a login is recorded as an account before
+config.json names it), then config.json. All of this project's writers serialise on that
+lock; the Rexec CLI does not take it and rewrites config.json in place, so config.json is
+replaced only if it still holds what was read (else everything is read and changed
 again), which leaves that program's write in place rather than lose it.
 
 A corrupted file is left where it is unless the change must write it (or the caller asks,
 as rexec-logout does): then it is moved aside to a 0600 backup first and the backup named.
-Only a file dropped on purpose (rexec-logout --all) is deleted, backups included.
+Only files dropped on purpose (`remove_everything`, for rexec-logout --all) are deleted
+whatever they hold, backups included.
 Directory mode 0700 and file modes 0600 whatever the umask; a directory owned by another
 user is refused for writing.
 """
@@ -24,15 +27,13 @@ import stat
 
 from .errors import StorageError
 from .jsonfile import BACKUP_MARK, Changed, Corrupted, JsonFile, os_message
-from .state import State
+from .state import State, config_content
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any, Callable, Collection, Mapping, TypeVar
+    from typing import Any, Callable, Collection, Mapping
 
     from .jsonfile import JsonObject
-
-    T = TypeVar("T")
 
 CONFIG_NAME = "config.json"
 CREDENTIALS_NAME = "credentials.json"
@@ -92,13 +93,13 @@ class Storage:
         """What both files hold, a corrupted one counting as empty; and the corrupted paths."""
         parts, bad = [], []
         for file in (self.config, self.credentials):
-            data, raw, corrupted = self._read_for_update(file)
-            parts.append(data)
-            if corrupted:
+            read = self._read_for_update(file)
+            parts.append(read.data)
+            if read.bad:
                 bad.append(file.path)
                 self._trace(f"read {file.path}: corrupted, counted as empty")
             else:
-                self._trace(_read_line(file.path, raw))
+                self._trace(_read_line(file.path, read.raw))
         return State(parts[0], parts[1], self._keep_out), bad
 
     def exists(self) -> bool:
@@ -124,19 +125,23 @@ class Storage:
 
     # -- writing ---------------------------------------------------------------------------
 
-    def update(self, change: Callable[[State], T], set_aside_corrupted: bool = False) -> T:
-        """Lock, read both files, let `change` edit the State, write what it changed.
+    def update(self, change: Callable[[State], object], set_aside_corrupted: bool = False) -> bool:
+        """Lock, read both files, let `change` edit the State, write what now differs;
+        True when a file was written or removed.
 
-        `set_aside_corrupted` (rexec-logout): a corrupted file is moved to its backup even
-        when the change does not write it. With no directory yet, a change that changes
-        nothing creates nothing.
+        `change` may run more than once (when the Rexec CLI rewrites config.json meanwhile,
+        the round starts again from a fresh read), so it must only edit the State it is
+        given. `set_aside_corrupted` (rexec-logout): a corrupted file is moved to its
+        backup even when the change leaves it unwritten. With no directory yet, a change
+        that leaves both files empty creates nothing.
         """
         if not os.path.lexists(self.directory):
             state = State(keep_out=self._keep_out)
-            result = change(state)
-            if not state.touched():
+            change(state)
+            nothing = State().stored_content()
+            if state.config_content() is None and state.stored_content() == nothing:
                 self._trace(f"no {self.directory}, and nothing to write: left uncreated")
-                return result
+                return False
         self._prepare_directory()
         lock = self._lock()
         try:
@@ -149,63 +154,81 @@ class Storage:
         finally:
             os.close(lock)  # closing the descriptor releases the flock
 
-    def _round(self, change: Callable[[State], T], set_aside_corrupted: bool, check: bool) -> T:
-        config, config_raw, config_bad = self._read_for_update(self.config)
-        stored, stored_raw, stored_bad = self._read_for_update(self.credentials)
-        self._trace(f"locked {self.lock_path}; {_read_line(self.config.path, config_raw)}")
-        self._trace(_read_line(self.credentials.path, stored_raw))
-        state = State(config, stored, self._keep_out)
-        result = change(state)
-        self._save(
+    def _round(
+        self, change: Callable[[State], object], set_aside_corrupted: bool, check: bool
+    ) -> bool:
+        config = self._read_for_update(self.config)
+        stored = self._read_for_update(self.credentials)
+        self._trace(f"locked {self.lock_path}; {_read_line(self.config.path, config.raw)}")
+        self._trace(_read_line(self.credentials.path, stored.raw))
+        state = State(config.data, stored.data, self._keep_out)
+        change(state)
+        # What each file holds now, in the form it would be written: an account entry this
+        # version cannot read, or a missing "version", is not a reason to write; nor is a
+        # credentials.json that would hold nothing and is not there.
+        was_stored = State(stored=stored.data).stored_content()
+        wrote = self._save(
             self.credentials,
-            stored_bad,
-            state.credentials_removed,
-            state.credentials_changed,
-            lambda: credentials_text(state.stored_object()),
+            stored,
+            was_stored,
+            state.stored_content(),
+            credentials_text,
             set_aside_corrupted,
             expect=False,
         )
-        self._save(
-            self.config,
-            config_bad,
-            state.config_removed,
-            state.config_changed,
-            lambda: config_text(state.config_object()),
-            set_aside_corrupted,
-            expect=(None if config_bad else config_raw) if check else False,
+        return (
+            self._save(
+                self.config,
+                config,
+                config_content(config.data),
+                state.config_content(),
+                config_text,
+                set_aside_corrupted,
+                expect=(None if config.bad else config.raw) if check else False,
+            )
+            or wrote
         )
-        return result
 
     def _save(
         self,
         file: JsonFile,
-        bad: bool,
-        removed: bool,
-        changed: bool,
-        text: Callable[[], str],
+        read: _Read,
+        was: JsonObject | None,
+        wanted: JsonObject | None,
+        text: Callable[[JsonObject], str],
         set_aside_corrupted: bool,
         expect: bytes | None | bool,
-    ) -> None:
-        """Remove or replace one file as the change requires; a corrupted one is moved aside
-        first (never lost: it may hold other logins), unless it is dropped on purpose."""
-        if removed:
-            file.remove()
-            self._trace(f"removed {file.path}")
-            return
-        if bad and (changed or set_aside_corrupted):
+    ) -> bool:
+        """Bring one file to `wanted` (None: no file) when it differs from what it held;
+        a corrupted one is moved aside first (never lost: it may hold other logins).
+        True when the file was written, removed or moved aside."""
+        # A corrupted file was read as empty, so `was` is what no file holds.
+        if read.bad and (wanted != was or set_aside_corrupted):
             self._warn(
                 f"warning: configuration file was corrupted; moved it to {file.move_aside()}"
             )
-        if changed:
-            file.replace(text(), expect)
+            if wanted == was:
+                return True  # nothing to put in its place
+        elif wanted == was:
+            return False  # unchanged; a corrupted file is left for the person to look at
+        if wanted is None:
+            if file.remove():
+                self._trace(f"removed {file.path}")
+        else:
+            file.replace(text(wanted), expect)
             self._trace(f"wrote {file.path}")
+        return True
 
-    def remove_backups(self) -> int:
-        """Delete every backup of a corrupted file (they may hold tokens); how many."""
+    def remove_everything(self) -> int:
+        """Delete both files and every backup of a corrupted one (they may hold tokens),
+        whatever they hold: rexec-logout --all. How many backups there were."""
         if not os.path.isdir(self.directory):
             return 0
         lock = self._lock()
         try:
+            for file in (self.credentials, self.config):
+                if file.remove():
+                    self._trace(f"removed {file.path}")
             removed = 0
             for name in os.listdir(self.directory):
                 if not name.startswith((CONFIG_NAME + BACKUP_MARK, CREDENTIALS_NAME + BACKUP_MARK)):
@@ -222,14 +245,14 @@ class Storage:
         finally:
             os.close(lock)
 
-    def _read_for_update(self, file: JsonFile) -> tuple[JsonObject, bytes | None, bool]:
+    def _read_for_update(self, file: JsonFile) -> _Read:
         try:
             data, raw = file.read()
         except Corrupted:
             if os.path.islink(file.path):
                 raise
-            return {}, None, True
-        return data, raw, False
+            return _Read({}, None, True)
+        return _Read(data, raw, False)
 
     def _prepare_directory(self) -> None:
         try:
@@ -299,6 +322,15 @@ class Storage:
                         "rexec command?); try again when it has finished"
                     ) from None
                 time.sleep(LOCK_POLL)
+
+
+class _Read:
+    """One file as an update read it: its object, its bytes (None: no file), corrupted."""
+
+    __slots__ = ("data", "raw", "bad")
+
+    def __init__(self, data: JsonObject, raw: bytes | None, bad: bool) -> None:
+        self.data, self.raw, self.bad = data, raw, bad
 
 
 def _read_line(path: str, raw: bytes | None) -> str:

@@ -88,3 +88,15 @@ def credentials(directory: Path) -> list:
 def accounts(directory: Path) -> list:
     """The accounts (credentials.json's list)."""
     return read_json(directory / "credentials.json").get("accounts", [])
+
+
+def changes(state, operation) -> bool:
+    """Whether `operation(state)` changes what either file must hold: the comparison
+    Storage.update makes to decide what to write."""
+
+    def contents():
+        return json.dumps([state.config_content(), state.stored_content()], sort_keys=True)
+
+    before = contents()
+    operation(state)
+    return contents() != before

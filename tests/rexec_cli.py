@@ -71,28 +71,31 @@ def logout(directory: str) -> None:
         pass
 
 
+# The two logins `loop` saves in turn: save number n (from 0) holds LOOP_LOGINS[n % 2].
+LOOP_LOGINS = (
+    {
+        "host": "https://rexec.pipeops.io",
+        "token": "rexec_" + "c1" * 32,
+        "username": "cli-one",
+        "email": "one@example.com",
+        "tier": "pro",
+    },
+    {
+        "host": "https://rexec.pipeops.io",
+        "token": "rexec_" + "c2" * 32,
+        "username": "cli-two",
+        "email": "two@example.com",
+        "tier": "free",
+    },
+)
+
+
 def loop(directory: str, seconds: float) -> int:
     """Save config.json over and over for `seconds`, alternating two logins; the count."""
-    logins = [
-        {
-            "host": "https://rexec.pipeops.io",
-            "token": "rexec_" + "c1" * 32,
-            "username": "cli-one",
-            "email": "one@example.com",
-            "tier": "pro",
-        },
-        {
-            "host": "https://rexec.pipeops.io",
-            "token": "rexec_" + "c2" * 32,
-            "username": "cli-two",
-            "email": "two@example.com",
-            "tier": "free",
-        },
-    ]
     deadline = time.monotonic() + seconds
     count = 0
     while time.monotonic() < deadline:
-        save(directory, **logins[count % 2])
+        save(directory, **LOOP_LOGINS[count % 2])
         count += 1
     return count
 

@@ -11,7 +11,7 @@ import json
 
 import pytest
 from conftest import call, run_bin
-from helpers import NOW, credentials, jwt, log_in
+from helpers import NOW, changes, credentials, jwt, log_in
 
 from rexec_credential import records
 from rexec_credential.state import State
@@ -454,23 +454,21 @@ def test_response_never_answers_a_capability_not_announced():
 def test_erase_compares_a_credential_like_a_password():
     state = State()
     capable = {"capability[]": ["authtype"]}
-    assert state.store(
-        {**capable, "protocol": "p", "host": "h", "authtype": "B", "credential": "c"}, NOW
-    )
-    assert not state.erase({"protocol": "p", "host": "h", "credential": "other", **capable})
-    assert not state.erase({"protocol": "p", "host": "h", "password": "c"})
-    assert state.erase({"protocol": "p", "host": "h", "credential": "c", **capable})
+    stored = {**capable, "protocol": "p", "host": "h", "authtype": "B", "credential": "c"}
+    assert changes(state, lambda s: s.store(stored, NOW))
+    other = {"protocol": "p", "host": "h", "credential": "other", **capable}
+    assert not changes(state, lambda s: s.erase(other))
+    assert not changes(state, lambda s: s.erase({"protocol": "p", "host": "h", "password": "c"}))
+    same = {"protocol": "p", "host": "h", "credential": "c", **capable}
+    assert changes(state, lambda s: s.erase(same))
     assert state.credentials == []
 
 
 def test_explain_names_each_login_and_counts_the_credentials():
     state = State({"host": HOST, "token": API, "username": "johndoe"})
-    assert state.store(
-        {"protocol": "https", "host": "a.tld", "username": "u", "password": "p"}, NOW
-    )
-    assert state.store(
-        {"protocol": "https", "host": "b.tld", "username": "u", "password": "p"}, NOW
-    )
+    for host in ("a.tld", "b.tld"):
+        new = {"protocol": "https", "host": host, "username": "u", "password": "p"}
+        assert changes(state, lambda s: s.store(new, NOW))
     lines_ = state.explain({"protocol": "https", "host": "a.tld", "username": "x"}, NOW)
     assert lines_ == [
         "login johndoe on https://rexec.pipeops.io (active): host differs",

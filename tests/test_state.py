@@ -5,7 +5,7 @@ the earlier one-file layout."""
 from __future__ import annotations
 
 import pytest
-from helpers import NOW, jwt
+from helpers import NOW, changes, jwt
 
 from rexec_credential import records
 from rexec_credential.accounts import Account
@@ -25,7 +25,7 @@ def cred(**fields) -> dict:
 def stored(*creds) -> State:
     state = State()
     for c in creds:
-        assert state.store(c, NOW)
+        assert changes(state, lambda s: s.store(c, NOW))
     return state
 
 
@@ -240,8 +240,7 @@ def test_store_path_is_part_of_the_slot():
 
 def test_store_same_again_changes_nothing():
     state = stored(cred())
-    state.credentials_changed = False
-    assert state.store(cred(), NOW) is False and not state.touched()
+    assert not changes(state, lambda s: s.store(cred(), NOW))
 
 
 def test_store_empty_username_and_password():
@@ -273,18 +272,18 @@ def test_store_refuses(fields):
     c = {k: v for k, v in cred(**fields).items() if v is not None}
     state = State()
     assert records.storable(c, NOW) is None
-    assert state.store(c, NOW) is False and not state.touched()
+    assert not changes(state, lambda s: s.store(c, NOW))
 
 
 @pytest.mark.parametrize("value", ["0", "false", "no", ""])
 def test_store_ephemeral_false_is_stored(value):
-    assert State().store(cred(ephemeral=value), NOW)
+    assert changes(State(), lambda s: s.store(cred(ephemeral=value), NOW))
 
 
 def test_store_never_a_kept_out_token():
     state = State(keep_out=["envtok"])
-    assert state.store(cred(password="envtok"), NOW) is False and not state.touched()
-    assert state.store(cred(password="other"), NOW)
+    assert not changes(state, lambda s: s.store(cred(password="envtok"), NOW))
+    assert changes(state, lambda s: s.store(cred(password="other"), NOW))
 
 
 def test_store_unknown_keys_not_kept():
@@ -300,7 +299,7 @@ def test_store_for_the_active_login_renews_its_token_and_account():
         oauth_refresh_token="r",
         password_expiry_utc="9999999999",
     )
-    assert state.store(new, NOW)
+    assert changes(state, lambda s: s.store(new, NOW))
     assert state.config == dict(LOGIN, token="rexec_" + "b" * 64)
     [acc] = state.accounts
     assert (acc.token, acc.refresh_token, acc.stored_expiry) == (
@@ -310,15 +309,14 @@ def test_store_for_the_active_login_renews_its_token_and_account():
     )
     assert state.credentials == []
     assert state.find({"host": "rexec.pipeops.io"}, NOW)["oauth_refresh_token"] == "r"
-    state.config_changed = state.credentials_changed = False
-    assert state.store(new, NOW) is False and not state.touched()
+    assert not changes(state, lambda s: s.store(new, NOW))
 
 
 def test_store_of_the_same_active_token_without_facts_changes_nothing():
     state = State(dict(LOGIN))
     same = cred(host="rexec.pipeops.io", username="johndoe", password=API, path="org/repo.git")
-    assert state.store(same, NOW) is False and not state.touched()
-    assert state.store(dict(same, password="rexec_" + "e" * 64), NOW)
+    assert not changes(state, lambda s: s.store(same, NOW))
+    assert changes(state, lambda s: s.store(dict(same, password="rexec_" + "e" * 64), NOW))
     assert state.config["token"] == "rexec_" + "e" * 64 and state.credentials == []
 
 
@@ -340,17 +338,16 @@ def test_store_for_the_active_slot_does_not_duplicate_jwt_exp():
 def test_store_for_another_account_renews_that_account():
     jane = account("janedoe", token="rexec_" + "j" * 64)
     state = State(dict(LOGIN), {"accounts": [jane.to_json()]})
-    assert state.store(
-        cred(host="rexec.pipeops.io", username="janedoe", password="rexec_" + "k" * 64), NOW
-    )
+    new = cred(host="rexec.pipeops.io", username="janedoe", password="rexec_" + "k" * 64)
+    assert changes(state, lambda s: s.store(new, NOW))
     assert [a.token for a in state.accounts] == ["rexec_" + "k" * 64]
-    assert state.config["token"] == API and not state.config_changed
+    assert state.config_content() == LOGIN  # config.json is not written
 
 
 def test_store_preserves_unknown_top_level_keys():
     state = State({"future": {"x": 1}}, {"extension": 2})
     state.store(cred(), NOW)
-    assert state.config_object()["future"] == {"x": 1} and state.stored_object()["extension"] == 2
+    assert state.config_content()["future"] == {"x": 1} and state.stored_content()["extension"] == 2
 
 
 # -- git's erase --------------------------------------------------------------------------------
@@ -358,7 +355,7 @@ def test_store_preserves_unknown_top_level_keys():
 
 def test_erase_by_host_removes_every_user():
     state = stored(cred(username="a"), cred(username="b"), cred(host="other.tld"))
-    assert state.erase({"protocol": "https", "host": "example.com"})
+    assert changes(state, lambda s: s.erase({"protocol": "https", "host": "example.com"}))
     assert [r["host"] for r in state.credentials] == ["other.tld"]
 
 
@@ -370,9 +367,9 @@ def test_erase_one_user_keeps_the_other():
 
 def test_erase_with_a_different_password_erases_nothing():
     state = stored(cred())
-    assert state.erase(cred(password="other")) is False
+    assert not changes(state, lambda s: s.erase(cred(password="other")))
     assert state.credentials == [cred()]
-    assert state.erase(cred())
+    assert changes(state, lambda s: s.erase(cred()))
     assert state.credentials == []
 
 
@@ -380,22 +377,21 @@ def test_erase_with_a_different_password_erases_nothing():
 def test_empty_pattern_erases_nothing(pattern):
     state = State(dict(LOGIN), {"credentials": [cred(password="p")]})
     assert records.erasable(pattern) is False
-    assert state.erase(pattern) is False and not state.touched()
+    assert not changes(state, lambda s: s.erase(pattern))
 
 
 def test_erase_the_active_login_removes_its_token_keeps_the_rest():
     state = State(dict(LOGIN, future=1), {"credentials": [cred()]})
     state.log_in(account())  # it has an account too
-    assert state.erase(
-        {
-            "protocol": "https",
-            "host": "rexec.pipeops.io",
-            "username": "johndoe",
-            "password": API,
-            "path": "org/repo.git",
-        }
-    )
-    assert state.config_object() == {"host": HOST, "future": 1}
+    pattern = {
+        "protocol": "https",
+        "host": "rexec.pipeops.io",
+        "username": "johndoe",
+        "password": API,
+        "path": "org/repo.git",
+    }
+    assert changes(state, lambda s: s.erase(pattern))
+    assert state.config_content() == {"host": HOST, "future": 1}
     assert state.active() is None and state.accounts == [] and state.credentials == [cred()]
 
 
@@ -410,10 +406,11 @@ def test_erase_path_pattern_is_exact_for_credentials():
 
 def test_log_in_writes_the_five_fields_and_an_account():
     state = State({"theme": "dark"})
-    assert state.log_in(account())
-    assert state.config_object() == dict(LOGIN, email="johndoe@example.com", theme="dark")
+    assert state.stored_content()["accounts"] == []
+    assert changes(state, lambda s: s.log_in(account()))
+    assert state.config_content() == dict(LOGIN, email="johndoe@example.com", theme="dark")
     assert [a.username for a in state.accounts] == ["johndoe"]
-    assert state.config_changed and state.credentials_changed
+    assert [a["username"] for a in state.stored_content()["accounts"]] == ["johndoe"]
 
 
 def test_log_in_keeps_the_login_it_replaces_as_an_account():
@@ -449,7 +446,7 @@ def test_log_in_as_the_same_user_replaces_and_drops_older_copies():
 
 def test_log_in_never_writes_a_kept_out_token():
     state = State(dict(LOGIN), keep_out=["rexec_" + "e" * 64])
-    assert state.log_in(account(token="rexec_" + "e" * 64)) is False and not state.touched()
+    assert not changes(state, lambda s: s.log_in(account(token="rexec_" + "e" * 64)))
 
 
 def test_the_rexec_token_the_rexec_cli_saved_is_not_kept_as_an_account():
@@ -465,7 +462,7 @@ def test_switch_writes_the_account_and_keeps_the_previous_one():
     jane = account("janedoe", token="rexec_" + "j" * 64, email="jane@example.com", tier="free")
     state = State(dict(LOGIN, theme="dark"), {"accounts": [jane.to_json()]})
     state.switch(jane, NOW)
-    assert state.config_object() == {
+    assert state.config_content() == {
         "host": HOST,
         "token": jane.token,
         "username": "janedoe",
@@ -497,20 +494,24 @@ def test_log_out_removes_the_token_from_both_files():
     state.log_in(account())
     active = state.active()
     state.log_out(active, True)
-    assert state.accounts == [] and state.credentials == [cred()] and state.config_removed
+    assert state.accounts == [] and state.credentials == [cred()] and state.config_content() is None
 
 
 def test_log_out_of_another_account_keeps_the_active_login():
     jane = account("janedoe", token="rexec_" + "j" * 64)
     state = State(dict(LOGIN), {"accounts": [jane.to_json()]})
     state.log_out(state.accounts[0], False)
-    assert state.accounts == [] and not state.config_removed and state.active().token == API
+    assert state.accounts == [] and state.config_content() == LOGIN and state.active().token == API
 
 
-def test_log_out_everything():
+def test_a_config_json_left_with_no_key_is_no_file():
     state = State(dict(LOGIN), {"credentials": [cred()], "accounts": [account().to_json()]})
-    state.log_out_everything()
-    assert state.config_removed and state.credentials_removed
+    state.log_out(state.active(), True)
+    assert state.config_content() is None
+    assert state.stored_content()["credentials"] == [cred()]
+    state.erase(cred())
+    assert state.stored_content() == State().stored_content()  # written holding nothing
+    assert State({"future": 1}).config_content() == {"future": 1}  # someone else's key
 
 
 # -- the earlier one-file layout ----------------------------------------------------------------
@@ -525,8 +526,10 @@ def test_the_earlier_layout_is_read_and_split():
         credentials=[cred(), cred(host="other.tld")],
     )
     state = State(earlier, {})
-    assert state.config_object() == dict(LOGIN, theme="dark")
+    assert state.config_content() == dict(LOGIN, theme="dark")
     assert state.credentials == [cred(), cred(host="other.tld")]
     found = state.find({"host": "rexec.pipeops.io"}, NOW)
     assert (found["password_expiry_utc"], found["oauth_refresh_token"]) == (9999999999, "r")
-    assert state.config_changed and state.credentials_changed  # split on the next write
+    # Split on the next write: both files' contents differ from what was read.
+    assert state.config_content() != earlier
+    assert state.stored_content()["credentials"] == [cred(), cred(host="other.tld")]

@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
+import rexec_cli
 from conftest import run_bin
 from helpers import NOW, read_json, write_json
 
@@ -44,7 +45,6 @@ def put(key, value):
 
     def change(state):
         state.config[key] = value
-        state.config_changed = True
 
     return change
 
@@ -229,9 +229,10 @@ def test_a_file_dropped_on_purpose_goes_corrupted_or_not_and_backups_on_request(
     Path(box.config.path + ".corrupt-20260101T000000").write_text("{}")
     Path(box.credentials.path + ".corrupt-20260101T000000-1").write_text("{}")
     os.mkdir(box.config.path + ".corrupt-a-directory")  # not one of ours: left alone
-    box.update(lambda state: state.log_out_everything())
-    assert not os.path.exists(box.config.path)
-    assert box.remove_backups() == 2
+    Path(box.credentials.path).write_text('{"accounts": [], "credentials": [], "mine": 1}')
+    assert box.remove_everything() == 2
+    assert not os.path.exists(box.config.path) and not os.path.exists(box.credentials.path)
+    assert warnings == []  # dropped on purpose: no backup made, none announced
     assert os.listdir(box.directory) == [] or set(os.listdir(box.directory)) <= {
         "config.json.lock",
         "config.json.corrupt-a-directory",
@@ -286,7 +287,6 @@ CRASH_WRITER = textwrap.dedent("""
     os.rename = lambda *a: os.kill(os.getpid(), signal.SIGKILL)  # die between write and rename
     def change(state):
         state.config["token"] = "new"
-        state.config_changed = True
     box.update(change)
 """)
 
@@ -480,3 +480,114 @@ def test_a_split_killed_between_its_renames_keeps_each_credential_once(box):
         os.chmod(path, 0o600)
     box.update(add(CRED))
     assert box.load().credentials == [CRED, entry]
+
+
+# -- what an update writes: each file whose contents differ from what was read -------------
+
+CLI_LOGIN = {
+    "host": "https://rexec.pipeops.io",
+    "token": "rexec_" + "c" * 64,
+    "username": "cli-user",
+    "email": "cli@example.com",
+    "tier": "pro",
+}
+
+
+def traced(home, lines: list) -> Storage:
+    return Storage(directory_for({"HOME": str(home)}), lines.append, trace=lines.append)
+
+
+def fingerprint(path: str) -> tuple:
+    """What a rewrite would change: the bytes, the inode (a rename), the mtime."""
+    info = os.stat(path)
+    return Path(path).read_bytes(), info.st_ino, info.st_mtime_ns
+
+
+def writes(lines: list) -> list:
+    return [line for line in lines if line.startswith(("wrote ", "removed "))]
+
+
+def test_an_update_that_changes_nothing_writes_nothing(home):
+    lines: list = []
+    box = traced(home, lines)
+    rexec_cli.save(box.directory, **CLI_LOGIN)  # config.json as the Rexec CLI writes it
+    assert box.update(add(CRED)) is True
+    before = [fingerprint(f.path) for f in (box.config, box.credentials)]
+    lines.clear()
+    for change in [
+        add(CRED),  # already stored
+        lambda state: state.erase({"protocol": "https", "host": "nowhere.example"}),
+        put("host", CLI_LOGIN["host"]),  # the value it already has
+        lambda state: state.config.update(dict(CLI_LOGIN)),  # the same fields again
+        lambda state: None,
+    ]:
+        assert box.update(change) is False
+    assert writes(lines) == []
+    assert [fingerprint(f.path) for f in (box.config, box.credentials)] == before
+
+
+def test_an_update_writes_only_the_file_it_changed(home):
+    lines: list = []
+    box = traced(home, lines)
+    rexec_cli.save(box.directory, **CLI_LOGIN)
+    config = fingerprint(box.config.path)
+    assert box.update(add(CRED)) is True
+    assert writes(lines) == [f"wrote {box.credentials.path}"]
+    assert fingerprint(box.config.path) == config  # the file the Rexec CLI races us on
+    stored = fingerprint(box.credentials.path)
+    lines.clear()
+    assert box.update(put("theme", "dark")) is True
+    assert writes(lines) == [f"wrote {box.config.path}"]
+    assert fingerprint(box.credentials.path) == stored
+
+
+def test_a_config_json_left_empty_is_removed_and_nothing_is_created_for_nothing(home):
+    lines: list = []
+    box = traced(home, lines)
+    assert box.update(lambda state: state.erase(CRED)) is False
+    assert not os.path.exists(box.directory)  # nothing to write: not even the directory
+    box.update(add(CRED))
+    rexec_cli.save(box.directory, **CLI_LOGIN)
+    lines.clear()
+    assert box.update(lambda state: state.erase(CRED)) is True
+    assert writes(lines) == [f"wrote {box.credentials.path}"]  # holding nothing, still there
+    assert read_json(Path(box.credentials.path))["credentials"] == []
+    lines.clear()
+    assert box.update(lambda state: state.drop_config()) is True
+    assert writes(lines) == [f"removed {box.config.path}"]
+    assert box.update(lambda state: None) is False  # no file and {} are the same: no write
+    Path(box.config.path).write_text("{}")
+    os.remove(box.credentials.path)
+    assert box.update(lambda state: state.erase(CRED)) is False
+    assert Path(box.config.path).read_text() == "{}" and not os.path.exists(box.credentials.path)
+
+
+def test_noop_updates_never_write_config_json_while_the_rexec_cli_rewrites_it(home):
+    lines: list = []
+    box = traced(home, lines)
+    box.update(add(CRED))
+    rexec_cli.save(box.directory, **CLI_LOGIN)
+    cli = subprocess.Popen(
+        [sys.executable, str(Path(rexec_cli.__file__)), "loop", box.directory, "1.5"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    rounds = updates = 0
+
+    def noop(state):
+        nonlocal rounds
+        rounds += 1
+        state.store(CRED, NOW)  # already stored
+
+    lines.clear()
+    while cli.poll() is None:
+        assert box.update(noop) is False
+        updates += 1
+    saves = int(cli.stdout.read())
+    assert cli.wait() == 0 and saves > 0 and updates > 0 and rounds >= updates
+    assert writes(lines) == []
+    # What the Rexec CLI wrote last is what config.json holds: not one of our writes.
+    elsewhere = home / "elsewhere"
+    elsewhere.mkdir()
+    expected = rexec_cli.save(str(elsewhere), **rexec_cli.LOOP_LOGINS[(saves - 1) % 2])
+    assert Path(box.config.path).read_bytes() == expected

@@ -351,9 +351,10 @@ def test_the_lock_is_taken_as_soon_as_it_is_released(tmp_path):
     release = threading.Timer(0.3, lambda: os.close(fd))
     release.start()
     try:
-        box.update(lambda state: state.log_out_everything())  # waits, then proceeds
+        written = box.update(lambda state: state.config.update(host="https://h"))  # waits
     finally:
         release.join()
+    assert written and box.load().config == {"host": "https://h"}
 
 
 # -- smaller -----------------------------------------------------------------------------------

@@ -53,7 +53,7 @@ from urllib.parse import quote
 from .. import hosts, precedence, tokens
 from ..accounts import Account, listing, when
 from ..callback import CallbackServer
-from ..errors import AuthError, RexecError, StorageError, UsageError
+from ..errors import AuthError, RexecError, UsageError
 from ..precedence import SOURCES, effective_host, env_token
 
 TYPE_CHECKING = False
@@ -153,11 +153,13 @@ def establish(ctx: Context, host: str, token: str, device: Device | None = None)
         else:
             account = _account(host, profile, made["token"], ctx, made)
             ctx.trace(f"device token {tokens.redact(made['token'])} made: {made['name']}")
-    if not ctx.storage.update(lambda state: state.log_in(account)):
+    if account.token in precedence.kept_out(ctx.env):
         ctx.warn(
             "note: this token is the value of REXEC_TOKEN, which is never written to disk; "
             "not stored"
         )
+    else:
+        ctx.storage.update(lambda state: state.log_in(account))
     return Established(profile, account, no_device)
 
 
@@ -234,11 +236,11 @@ def renew(args: Args, ctx: Context, expires_in: int) -> int:
     new = _device(old, made)
     if new.created_at is None:  # a login only config.json held (the Rexec CLI wrote it)
         new.created_at = int(now)
-    if not ctx.storage.update(lambda s: s.renew(old, new)):
+    try:
+        ctx.storage.update(lambda s: s.renew(old, new))
+    except RexecError:  # not stored (the login was logged out meanwhile, a file error)
         _revoke_quietly(client, made["token"], made["id"])
-        raise StorageError(
-            f"the login of {old.describe()} was removed while it was renewed; nothing changed"
-        )
+        raise
     if old.device:
         try:
             client.revoke_token(new.token, old.token_id, REVOKE_BUDGET)

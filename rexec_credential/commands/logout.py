@@ -67,8 +67,7 @@ def run(args: Args, ctx: Context) -> int:
         _revoke(ctx, [account for account, _ in chosen], args["--end-session"])
     backups = 0
     if args["--all"]:
-        ctx.storage.update(lambda s: s.log_out_everything())
-        backups = ctx.storage.remove_backups()
+        backups = ctx.storage.remove_everything()
     elif chosen or corrupted or unusable:
         ctx.storage.update(lambda s: _forget(s, chosen, unusable), set_aside_corrupted=True)
     _report(ctx, args, chosen, state, backups)

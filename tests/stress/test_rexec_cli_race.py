@@ -42,6 +42,7 @@ import sys
 import threading
 import time
 
+import rexec_cli
 from conftest import BIN_DIR, REPO, call
 from helpers import accounts, credentials
 
@@ -49,8 +50,7 @@ from . import rounds
 
 SECONDS = rounds(full=60, ci=10)
 MIMIC = REPO / "tests" / "rexec_cli.py"
-# The two logins the mimic's loop saves (tests/rexec_cli.py).
-MIMIC_LOGINS = {("cli-one", "rexec_" + "c1" * 32), ("cli-two", "rexec_" + "c2" * 32)}
+MIMIC_LOGINS = {(login["username"], login["token"]) for login in rexec_cli.LOOP_LOGINS}
 MIMIC_HOST = "https://rexec.pipeops.io"
 BEFORE = {
     "protocol": "https",
