@@ -13,13 +13,14 @@ import urllib.request
 
 import pytest
 from conftest import run_bin
-from helpers import WHOAMI_ALL_KEYS, accounts, credentials, log_in, write_json
-
-
-def login(standin, token: str, env: dict | None = None):
-    result = run_bin("rexec-login", "--token", "-", "--host", standin.url, stdin=token, env=env)
-    assert result.code == 0, result
-    return result
+from helpers import (
+    WHOAMI_ALL_KEYS,
+    accounts,
+    credentials,
+    login_with_token,
+    record_login,
+    write_json,
+)
 
 
 def profile_status(standin, token: str) -> tuple:
@@ -49,8 +50,8 @@ def refused_url() -> str:
 def two(standin, config_path):
     """johndoe (a JWT: a session) then janedoe (an API token, active) on the stand-in."""
     john, jane = standin.mint_jwt("johndoe"), standin.mint_api_token("janedoe")
-    login(standin, john)
-    login(standin, jane)
+    login_with_token(standin.url, john)
+    login_with_token(standin.url, jane)
     return {"john": john, "jane": jane}
 
 
@@ -60,7 +61,7 @@ def two(standin, config_path):
 def test_logout_of_a_jwt_login_leaves_its_session_alone_and_says_so(standin, config_path):
     """A JWT is the browser's own session: ending it would sign the browser out."""
     token = standin.mint_jwt("johndoe")
-    login(standin, token)
+    login_with_token(standin.url, token)
     result = run_bin("rexec-logout")
     assert result.code == 0, result
     assert result.out == f"✓ Logged out johndoe (johndoe@example.com) on {standin.url}\n"
@@ -75,7 +76,7 @@ def test_logout_of_a_jwt_login_leaves_its_session_alone_and_says_so(standin, con
 
 def test_logout_end_session_ends_a_jwt_logins_session_everywhere(standin, config_path):
     token = standin.mint_jwt("johndoe")
-    login(standin, token)
+    login_with_token(standin.url, token)
     assert profile_status(standin, token) == (200, None)
     result = run_bin("rexec-logout", "--end-session")
     assert (result.code, result.err) == (0, "")
@@ -92,7 +93,7 @@ def test_logout_end_session_ends_a_jwt_logins_session_everywhere(standin, config
 
 def test_logout_while_the_service_is_down_still_logs_out_and_warns(standin, config_path):
     token = standin.mint_jwt("johndoe")
-    login(standin, token)
+    login_with_token(standin.url, token)
     standin.fail_next(10, status=503)
     result = run_bin("rexec-logout", "--end-session")
     assert result.code == 0, result
@@ -107,7 +108,7 @@ def test_logout_while_the_service_is_down_still_logs_out_and_warns(standin, conf
 
 
 def test_logout_when_the_service_cannot_be_reached_at_all(standin, config_path, home):
-    log_in(home / ".rexec", refused_url(), standin.mint_jwt("johndoe"))
+    record_login(home / ".rexec", refused_url(), standin.mint_jwt("johndoe"))
     result = run_bin("rexec-logout", "--end-session", timeout=30)
     assert result.code == 0 and "may still be valid" in result.err
     assert not config_path.exists()
@@ -115,7 +116,7 @@ def test_logout_when_the_service_cannot_be_reached_at_all(standin, config_path, 
 
 def test_logout_local_makes_no_request(standin, config_path):
     token = standin.mint_jwt("johndoe")
-    login(standin, token)
+    login_with_token(standin.url, token)
     standin.clear_log()
     result = run_bin("rexec-logout", "--local", "--end-session")
     assert result.code == 0 and "stays signed in" in result.err
@@ -126,7 +127,7 @@ def test_logout_local_makes_no_request(standin, config_path):
 
 def test_an_api_token_is_never_revoked(standin, config_path):
     token = standin.mint_api_token("janedoe")
-    login(standin, token)
+    login_with_token(standin.url, token)
     standin.clear_log()
     result = run_bin("rexec-logout")
     assert result.code == 0
@@ -181,7 +182,7 @@ def test_logout_host_with_several_logins_lists_them_and_exits_2(standin, two, co
 
 def test_logout_all_ends_every_session_and_removes_both_files(standin, two, config_path):
     other = standin.mint_jwt("janedoe")
-    login(standin, other)  # replaces jane's API token login
+    login_with_token(standin.url, other)  # replaces jane's API token login
     result = run_bin("rexec-logout", "--all", "--end-session")
     assert result.code == 0
     assert result.out == "✓ Logged out of 2 logins; every stored credential removed\n"
@@ -233,7 +234,7 @@ def test_switch_with_two_logins_goes_to_the_other_and_writes_the_five_fields(
 
 
 def test_switch_unknown_or_ambiguous_lists_the_logins_and_exits_2(standin, two, home):
-    log_in(home / ".rexec", "https://staging.example.com", "rexec_" + "s" * 64, "ci-bot")
+    record_login(home / ".rexec", "https://staging.example.com", "rexec_" + "s" * 64, "ci-bot")
     unknown = run_bin("rexec-login", "--switch", "--user", "nobody")
     assert unknown.code == 2 and unknown.err.startswith("rexec-login: no stored login matches")
     assert "  johndoe (johndoe@example.com) on " + standin.url in unknown.err
@@ -245,8 +246,8 @@ def test_switch_unknown_or_ambiguous_lists_the_logins_and_exits_2(standin, two, 
 
 def test_switch_to_an_expired_login_is_refused_with_the_remedy(standin, config_path):
     expired = standin.mint_jwt("johndoe", exp=int(time.time()) + 2)
-    login(standin, expired)
-    login(standin, standin.mint_api_token("janedoe"))
+    login_with_token(standin.url, expired)
+    login_with_token(standin.url, standin.mint_api_token("janedoe"))
     time.sleep(2.5)
     before = config_path.read_text()
     result = run_bin("rexec-login", "--switch", "--user", "johndoe")
@@ -299,7 +300,7 @@ def test_whoami_json_for_one_login(standin, two):
 
 def test_whoami_all_expired_jwt_needs_no_request_and_exits_1(standin, two, home):
     expired = standin.mint_jwt("johndoe", exp=int(time.time()) - 10)
-    log_in(home / ".rexec", "https://expired.example.com", expired, "johndoe")
+    record_login(home / ".rexec", "https://expired.example.com", expired, "johndoe")
     standin.clear_log()
     result = run_bin("rexec-whoami", "--all", "--json")
     assert result.code == 1
@@ -311,7 +312,7 @@ def test_whoami_all_expired_jwt_needs_no_request_and_exits_1(standin, two, home)
 
 def test_whoami_all_one_unreachable_among_reachable_exits_3(standin, two, home):
     down = refused_url()
-    log_in(home / ".rexec", down, standin.mint_api_token("johndoe"), "johndoe")
+    record_login(home / ".rexec", down, standin.mint_api_token("johndoe"), "johndoe")
     result = run_bin("rexec-whoami", "--all", "--porcelain")
     assert result.code == 3
     blocks = [
@@ -327,7 +328,7 @@ def test_whoami_all_one_unreachable_among_reachable_exits_3(standin, two, home):
 
 
 def test_whoami_all_a_rejected_login_wins_over_an_unreachable_one(standin, two, home):
-    log_in(home / ".rexec", refused_url(), standin.mint_api_token("johndoe"), "johndoe")
+    record_login(home / ".rexec", refused_url(), standin.mint_api_token("johndoe"), "johndoe")
     standin.revoke(two["john"])
     result = run_bin("rexec-whoami", "--all")
     assert result.code == 1
@@ -368,7 +369,7 @@ def test_whoami_all_without_any_login(standin):
 
 def test_a_revoked_session_says_the_login_was_ended(standin, config_path):
     token = standin.mint_jwt("johndoe")
-    login(standin, token)
+    login_with_token(standin.url, token)
     standin.revoke(token)
     result = run_bin("rexec-whoami")
     assert result.code == 1
@@ -380,7 +381,7 @@ def test_a_revoked_session_says_the_login_was_ended(standin, config_path):
 
 def test_a_locked_screen_says_to_unlock_it_in_the_web_app(standin, config_path):
     token = standin.mint_jwt("johndoe")
-    login(standin, token)
+    login_with_token(standin.url, token)
     standin.lock_screen("johndoe")
     result = run_bin("rexec-whoami")
     assert result.code == 1

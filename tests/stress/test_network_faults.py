@@ -130,7 +130,7 @@ def test_logout_under_fault(standin, config_path, fault, kind):
     kept = "protocol=https\nhost=git.example.com\nusername=u\npassword=p\n"
     assert run_bin("rexec-credential", "store", stdin=kept).code == 0
 
-    def log_in(service) -> str:
+    def login_janedoe(service) -> str:
         jwt = service.mint_jwt("janedoe")
         assert run_bin("rexec-login", "--token", "-", "--host", service.url, stdin=jwt).code == 0
         if kind == "device":  # the JWT login becomes a device-token login
@@ -139,9 +139,9 @@ def test_logout_under_fault(standin, config_path, fault, kind):
 
     if fault == "refused":
         with StandIn() as gone:  # a service that has stopped since the login
-            host, token = gone.url, log_in(gone)
+            host, token = gone.url, login_janedoe(gone)
     else:
-        host, token = standin.url, log_in(standin)
+        host, token = standin.url, login_janedoe(standin)
         getattr(standin, f"{fault}_next")(100)
     standin.clear_log()
     argv = [] if kind == "device" else ["--end-session"]
