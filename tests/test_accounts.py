@@ -10,9 +10,11 @@ import os
 import socket
 import time
 import urllib.request
+from datetime import datetime, timezone
 
 import pytest
-from conftest import run_bin
+from conftest import call, run_bin
+from freezegun import freeze_time
 from helpers import (
     WHOAMI_ALL_KEYS,
     accounts,
@@ -245,12 +247,12 @@ def test_switch_unknown_or_ambiguous_lists_the_logins_and_exits_2(standin, two, 
 
 
 def test_switch_to_an_expired_login_is_refused_with_the_remedy(standin, config_path):
-    expired = standin.mint_jwt("johndoe", exp=int(time.time()) + 2)
-    login_with_token(standin.url, expired)
+    expires = int(time.time()) + 3600
+    login_with_token(standin.url, standin.mint_jwt("johndoe", exp=expires))
     login_with_token(standin.url, standin.mint_api_token("janedoe"))
-    time.sleep(2.5)
     before = config_path.read_text()
-    result = run_bin("rexec-login", "--switch", "--user", "johndoe")
+    with freeze_time(datetime.fromtimestamp(expires + 1, timezone.utc)):  # johndoe's has expired
+        result = call("login", ["--switch", "--user", "johndoe"])
     assert result.code == 1
     assert "has expired" in result.err and "rexec-login" in result.err
     assert config_path.read_text() == before

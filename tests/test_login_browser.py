@@ -25,6 +25,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from conftest import BIN_DIR, Result, call, run_bin
+from helpers import eventually
 
 from rexec_credential import cli
 from rexec_credential.commands import login as login_command
@@ -653,6 +654,17 @@ def test_a_browser_that_stays_open_leaves_the_countdown_and_hidden_input(
     assert location.split("?token=")[1] not in text
 
 
+def asleep(pid: int) -> bool:
+    """Whether the process's main thread is blocked (state S in /proc/<pid>/stat): once
+    rexec-login has said it is waiting, it blocks only in its wait loop, a fifth of a second
+    at a time."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rpartition(")")[2].split()[0] == "S"
+    except OSError:  # no /proc here: signal at once, which must end the same way
+        return True
+
+
 def _default_sigint() -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)  # even if the test runner ignores it
 
@@ -680,7 +692,7 @@ def test_sigint_cancels_frees_the_port_and_writes_nothing(standin, config_path, 
         for line in proc.stdout:
             if line.startswith(b"Waiting for login"):
                 break
-        time.sleep(0.3)  # well inside the wait loop
+        assert eventually(lambda: asleep(proc.pid))  # in its wait loop
         proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=10)
     finally:
