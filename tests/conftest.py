@@ -6,6 +6,7 @@ import io
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -109,7 +110,11 @@ def git_server(tmp_path, standin, git_world):
 def call(
     command: str, argv: list, stdin: bytes = b"", env: dict | None = None, **ctx_options
 ) -> Result:
-    """Run a command in-process through cli.main with a Context built for the test."""
+    """Run a command in-process through cli.main with a Context built for the test.
+
+    Its wall clock, unless given, reads time.time when called, so that freezegun's
+    freeze_time reaches the command (Context's own default is bound once, at import)."""
+    ctx_options.setdefault("clock", lambda: time.time())
     out, err = io.StringIO(), io.StringIO()
     ctx = Context(
         env=dict(os.environ if env is None else env),

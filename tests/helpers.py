@@ -1,11 +1,13 @@
-"""Helpers shared by the tests: tokens, and what the two files hold, read and written the
-way the commands do."""
+"""Helpers shared by the tests: tokens, logins (recorded in the files, or made by running
+rexec-login), and what the two files hold, read and written the way the commands do."""
 
 from __future__ import annotations
 
 import base64
 import json
 from pathlib import Path
+
+from conftest import Result, call
 
 from rexec_credential.accounts import Account
 from rexec_credential.storage import Storage
@@ -55,7 +57,7 @@ def storage(directory: Path) -> Storage:
     return Storage(str(directory), print)
 
 
-def log_in(
+def record_login(
     directory: Path,
     host: str,
     token: str,
@@ -63,9 +65,17 @@ def log_in(
     email: str = "john@example.com",
     tier: str = "pro",
 ) -> None:
-    """Record a login the way rexec-login does after the service accepted the token."""
+    """Write a login into the files of `directory` as rexec-login records one once the
+    service has accepted its token: no command runs and no service is asked."""
     account = Account(host, username, token, email, tier, created_at=NOW)
     storage(directory).update(lambda state: state.log_in(account))
+
+
+def login_with_token(host: str, token: str, env: dict | None = None) -> Result:
+    """`rexec-login --token - --host <host>` in-process, the token on stdin; it must succeed."""
+    result = call("login", ["--token", "-", "--host", host], stdin=token.encode(), env=env)
+    assert result.code == 0, result
+    return result
 
 
 def read_json(path: Path) -> dict:

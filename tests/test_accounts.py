@@ -1,7 +1,10 @@
 """Accounts: every login seen (`rexec-whoami --all`), switched to without signing in again
 (`rexec-login --switch`), logged out one at a time or all at once with the session ended on
-the server (`rexec-logout`), each answered to git by username — through the installed
-executables, against the stand-in service."""
+the server (`rexec-logout`), each answered to git by username — against the stand-in service.
+
+The commands run in-process (conftest.call); one test of each feature runs the installed
+executable instead, end to end as a person, a script or git runs it: its exit status, its
+output through a pipe and its environment are then the real process's."""
 
 from __future__ import annotations
 
@@ -10,16 +13,19 @@ import os
 import socket
 import time
 import urllib.request
+from datetime import datetime, timezone
 
 import pytest
-from conftest import run_bin
-from helpers import WHOAMI_ALL_KEYS, accounts, credentials, log_in, write_json
-
-
-def login(standin, token: str, env: dict | None = None):
-    result = run_bin("rexec-login", "--token", "-", "--host", standin.url, stdin=token, env=env)
-    assert result.code == 0, result
-    return result
+from conftest import call, run_bin
+from freezegun import freeze_time
+from helpers import (
+    WHOAMI_ALL_KEYS,
+    accounts,
+    credentials,
+    login_with_token,
+    record_login,
+    write_json,
+)
 
 
 def profile_status(standin, token: str) -> tuple:
@@ -49,8 +55,8 @@ def refused_url() -> str:
 def two(standin, config_path):
     """johndoe (a JWT: a session) then janedoe (an API token, active) on the stand-in."""
     john, jane = standin.mint_jwt("johndoe"), standin.mint_api_token("janedoe")
-    login(standin, john)
-    login(standin, jane)
+    login_with_token(standin.url, john)
+    login_with_token(standin.url, jane)
     return {"john": john, "jane": jane}
 
 
@@ -60,8 +66,8 @@ def two(standin, config_path):
 def test_logout_of_a_jwt_login_leaves_its_session_alone_and_says_so(standin, config_path):
     """A JWT is the browser's own session: ending it would sign the browser out."""
     token = standin.mint_jwt("johndoe")
-    login(standin, token)
-    result = run_bin("rexec-logout")
+    login_with_token(standin.url, token)
+    result = call("logout", [])
     assert result.code == 0, result
     assert result.out == f"✓ Logged out johndoe (johndoe@example.com) on {standin.url}\n"
     [note] = result.err.splitlines()
@@ -74,8 +80,10 @@ def test_logout_of_a_jwt_login_leaves_its_session_alone_and_says_so(standin, con
 
 
 def test_logout_end_session_ends_a_jwt_logins_session_everywhere(standin, config_path):
+    # The installed rexec-logout and rexec-whoami, end to end (REXEC_TOKEN in the real
+    # environment).
     token = standin.mint_jwt("johndoe")
-    login(standin, token)
+    login_with_token(standin.url, token)
     assert profile_status(standin, token) == (200, None)
     result = run_bin("rexec-logout", "--end-session")
     assert (result.code, result.err) == (0, "")
@@ -92,9 +100,9 @@ def test_logout_end_session_ends_a_jwt_logins_session_everywhere(standin, config
 
 def test_logout_while_the_service_is_down_still_logs_out_and_warns(standin, config_path):
     token = standin.mint_jwt("johndoe")
-    login(standin, token)
+    login_with_token(standin.url, token)
     standin.fail_next(10, status=503)
-    result = run_bin("rexec-logout", "--end-session")
+    result = call("logout", ["--end-session"])
     assert result.code == 0, result
     assert result.out.startswith("✓ Logged out johndoe")
     [warning] = result.err.splitlines()
@@ -107,17 +115,17 @@ def test_logout_while_the_service_is_down_still_logs_out_and_warns(standin, conf
 
 
 def test_logout_when_the_service_cannot_be_reached_at_all(standin, config_path, home):
-    log_in(home / ".rexec", refused_url(), standin.mint_jwt("johndoe"))
-    result = run_bin("rexec-logout", "--end-session", timeout=30)
+    record_login(home / ".rexec", refused_url(), standin.mint_jwt("johndoe"))
+    result = call("logout", ["--end-session"])
     assert result.code == 0 and "may still be valid" in result.err
     assert not config_path.exists()
 
 
 def test_logout_local_makes_no_request(standin, config_path):
     token = standin.mint_jwt("johndoe")
-    login(standin, token)
+    login_with_token(standin.url, token)
     standin.clear_log()
-    result = run_bin("rexec-logout", "--local", "--end-session")
+    result = call("logout", ["--local", "--end-session"])
     assert result.code == 0 and "stays signed in" in result.err
     assert standin.log == []
     assert profile_status(standin, token) == (200, None)
@@ -126,9 +134,9 @@ def test_logout_local_makes_no_request(standin, config_path):
 
 def test_an_api_token_is_never_revoked(standin, config_path):
     token = standin.mint_api_token("janedoe")
-    login(standin, token)
+    login_with_token(standin.url, token)
     standin.clear_log()
-    result = run_bin("rexec-logout")
+    result = call("logout", [])
     assert result.code == 0
     assert "API token of janedoe stays valid until you revoke it" in result.err
     assert standin.log == []
@@ -136,13 +144,13 @@ def test_an_api_token_is_never_revoked(standin, config_path):
 
 
 def test_logout_of_the_active_login_keeps_the_others(standin, two, config_path):
-    git = run_bin(
-        "rexec-credential",
-        "store",
-        stdin="protocol=https\nhost=github.com\nusername=octo\npassword=gh\n",
+    git = call(
+        "credential",
+        ["store"],
+        stdin=b"protocol=https\nhost=github.com\nusername=octo\npassword=gh\n",
     )
     assert git.code == 0
-    result = run_bin("rexec-logout")
+    result = call("logout", [])
     assert result.out == (
         f"✓ Logged out janedoe (jane@example.com) on {standin.url} (1 other login remains)\n"
     )
@@ -154,7 +162,7 @@ def test_logout_of_the_active_login_keeps_the_others(standin, two, config_path):
 
 
 def test_logout_of_another_user_by_name(standin, two, config_path):
-    result = run_bin("rexec-logout", "--user", "johndoe", "--end-session")
+    result = call("logout", ["--user", "johndoe", "--end-session"])
     assert result.code == 0
     assert result.out.startswith("✓ Logged out johndoe (johndoe@example.com)")
     assert json.loads(config_path.read_text())["username"] == "janedoe"  # still active
@@ -163,7 +171,7 @@ def test_logout_of_another_user_by_name(standin, two, config_path):
 
 
 def test_logout_host_with_several_logins_lists_them_and_exits_2(standin, two, config_path):
-    result = run_bin("rexec-logout", "--host", standin.url)
+    result = call("logout", ["--host", standin.url])
     assert result.code == 2
     lines = result.err.splitlines()
     assert lines[0] == (
@@ -181,8 +189,8 @@ def test_logout_host_with_several_logins_lists_them_and_exits_2(standin, two, co
 
 def test_logout_all_ends_every_session_and_removes_both_files(standin, two, config_path):
     other = standin.mint_jwt("janedoe")
-    login(standin, other)  # replaces jane's API token login
-    result = run_bin("rexec-logout", "--all", "--end-session")
+    login_with_token(standin.url, other)  # replaces jane's API token login
+    result = call("logout", ["--all", "--end-session"])
     assert result.code == 0
     assert result.out == "✓ Logged out of 2 logins; every stored credential removed\n"
     assert sorted(e["status"] for e in deletes(standin)) == [200, 200]
@@ -203,7 +211,7 @@ def test_logout_of_a_login_the_rexec_cli_wrote(standin, config_path):
             "tier": "pro",
         },
     )
-    result = run_bin("rexec-logout", "--end-session")
+    result = call("logout", ["--end-session"])
     assert result.code == 0 and not config_path.exists()
     assert profile_status(standin, token) == (401, "session_revoked")
 
@@ -214,6 +222,7 @@ def test_logout_of_a_login_the_rexec_cli_wrote(standin, config_path):
 def test_switch_with_two_logins_goes_to_the_other_and_writes_the_five_fields(
     standin, two, config_path
 ):
+    # The installed rexec-login --switch, end to end.
     standin.clear_log()
     result = run_bin("rexec-login", "--switch")
     assert (result.code, result.err) == (0, "")
@@ -233,23 +242,23 @@ def test_switch_with_two_logins_goes_to_the_other_and_writes_the_five_fields(
 
 
 def test_switch_unknown_or_ambiguous_lists_the_logins_and_exits_2(standin, two, home):
-    log_in(home / ".rexec", "https://staging.example.com", "rexec_" + "s" * 64, "ci-bot")
-    unknown = run_bin("rexec-login", "--switch", "--user", "nobody")
+    record_login(home / ".rexec", "https://staging.example.com", "rexec_" + "s" * 64, "ci-bot")
+    unknown = call("login", ["--switch", "--user", "nobody"])
     assert unknown.code == 2 and unknown.err.startswith("rexec-login: no stored login matches")
     assert "  johndoe (johndoe@example.com) on " + standin.url in unknown.err
-    ambiguous = run_bin("rexec-login", "--switch", "--host", standin.url)
+    ambiguous = call("login", ["--switch", "--host", standin.url])
     assert ambiguous.code == 2 and "more than one login matches" in ambiguous.err
     for token in two.values():
         assert token not in unknown.err + ambiguous.err
 
 
 def test_switch_to_an_expired_login_is_refused_with_the_remedy(standin, config_path):
-    expired = standin.mint_jwt("johndoe", exp=int(time.time()) + 2)
-    login(standin, expired)
-    login(standin, standin.mint_api_token("janedoe"))
-    time.sleep(2.5)
+    expires = int(time.time()) + 3600
+    login_with_token(standin.url, standin.mint_jwt("johndoe", exp=expires))
+    login_with_token(standin.url, standin.mint_api_token("janedoe"))
     before = config_path.read_text()
-    result = run_bin("rexec-login", "--switch", "--user", "johndoe")
+    with freeze_time(datetime.fromtimestamp(expires + 1, timezone.utc)):  # johndoe's has expired
+        result = call("login", ["--switch", "--user", "johndoe"])
     assert result.code == 1
     assert "has expired" in result.err and "rexec-login" in result.err
     assert config_path.read_text() == before
@@ -259,7 +268,7 @@ def test_switch_to_an_expired_login_is_refused_with_the_remedy(standin, config_p
 
 
 def test_whoami_all_every_login_valid(standin, two):
-    result = run_bin("rexec-whoami", "--all")
+    result = call("whoami", ["--all"])
     assert result.code == 0, result
     blocks = result.out.split("\n\n")
     assert len(blocks) == 2
@@ -270,6 +279,7 @@ def test_whoami_all_every_login_valid(standin, two):
 
 
 def test_whoami_all_json_marks_the_active_one(standin, two):
+    # The installed rexec-whoami: JSON through a pipe, as a script reads it.
     result = run_bin("rexec-whoami", "--all", "--json")
     assert result.code == 0
     listed = json.loads(result.out)
@@ -282,7 +292,7 @@ def test_whoami_all_json_marks_the_active_one(standin, two):
 
 
 def test_whoami_json_for_one_login(standin, two):
-    result = run_bin("rexec-whoami", "--json")
+    result = call("whoami", ["--json"])
     assert result.code == 0
     assert json.loads(result.out) == {
         "username": "janedoe",
@@ -299,9 +309,9 @@ def test_whoami_json_for_one_login(standin, two):
 
 def test_whoami_all_expired_jwt_needs_no_request_and_exits_1(standin, two, home):
     expired = standin.mint_jwt("johndoe", exp=int(time.time()) - 10)
-    log_in(home / ".rexec", "https://expired.example.com", expired, "johndoe")
+    record_login(home / ".rexec", "https://expired.example.com", expired, "johndoe")
     standin.clear_log()
-    result = run_bin("rexec-whoami", "--all", "--json")
+    result = call("whoami", ["--all", "--json"])
     assert result.code == 1
     states = {(o["host"], o["state"]) for o in json.loads(result.out)}
     assert ("https://expired.example.com", "expired") in states
@@ -311,8 +321,8 @@ def test_whoami_all_expired_jwt_needs_no_request_and_exits_1(standin, two, home)
 
 def test_whoami_all_one_unreachable_among_reachable_exits_3(standin, two, home):
     down = refused_url()
-    log_in(home / ".rexec", down, standin.mint_api_token("johndoe"), "johndoe")
-    result = run_bin("rexec-whoami", "--all", "--porcelain")
+    record_login(home / ".rexec", down, standin.mint_api_token("johndoe"), "johndoe")
+    result = call("whoami", ["--all", "--porcelain"])
     assert result.code == 3
     blocks = [
         dict(line.split("=", 1) for line in block.splitlines())
@@ -327,9 +337,9 @@ def test_whoami_all_one_unreachable_among_reachable_exits_3(standin, two, home):
 
 
 def test_whoami_all_a_rejected_login_wins_over_an_unreachable_one(standin, two, home):
-    log_in(home / ".rexec", refused_url(), standin.mint_api_token("johndoe"), "johndoe")
+    record_login(home / ".rexec", refused_url(), standin.mint_api_token("johndoe"), "johndoe")
     standin.revoke(two["john"])
-    result = run_bin("rexec-whoami", "--all")
+    result = call("whoami", ["--all"])
     assert result.code == 1
     assert "Status:   Invalid token: the session of this login was ended" in result.out
 
@@ -348,7 +358,7 @@ def test_whoami_all_lists_rexec_token_and_a_login_the_rexec_cli_wrote(standin, c
     )
     env_token = standin.mint_api_token("janedoe")
     env = {**os.environ, "REXEC_TOKEN": env_token}
-    result = run_bin("rexec-whoami", "--all", "--json", env=env)
+    result = call("whoami", ["--all", "--json"], env=env)
     assert result.code == 0, result
     listed = json.loads(result.out)
     assert [(o["username"], o["token_source"], o["active"]) for o in listed] == [
@@ -359,7 +369,7 @@ def test_whoami_all_lists_rexec_token_and_a_login_the_rexec_cli_wrote(standin, c
 
 
 def test_whoami_all_without_any_login(standin):
-    result = run_bin("rexec-whoami", "--all")
+    result = call("whoami", ["--all"])
     assert (result.code, result.err) == (1, "Not logged in. Run 'rexec-login' first.\n")
 
 
@@ -368,9 +378,9 @@ def test_whoami_all_without_any_login(standin):
 
 def test_a_revoked_session_says_the_login_was_ended(standin, config_path):
     token = standin.mint_jwt("johndoe")
-    login(standin, token)
+    login_with_token(standin.url, token)
     standin.revoke(token)
-    result = run_bin("rexec-whoami")
+    result = call("whoami", [])
     assert result.code == 1
     assert result.err == (
         "Error: Invalid token: the session of this login was ended "
@@ -380,22 +390,23 @@ def test_a_revoked_session_says_the_login_was_ended(standin, config_path):
 
 def test_a_locked_screen_says_to_unlock_it_in_the_web_app(standin, config_path):
     token = standin.mint_jwt("johndoe")
-    login(standin, token)
+    login_with_token(standin.url, token)
     standin.lock_screen("johndoe")
-    result = run_bin("rexec-whoami")
+    result = call("whoami", [])
     assert result.code == 1
     assert result.err == (
         "Error: Account locked: the screen lock is on for this account "
         "(session_locked). Unlock it in the Rexec web app, then try again.\n"
     )
     standin.unlock_screen("johndoe")
-    assert run_bin("rexec-whoami").code == 0
+    assert call("whoami", []).code == 0
 
 
 # -- git: every account of the host, by username ---------------------------------------------------
 
 
 def test_get_answers_each_account_of_the_host_by_username(standin, two):
+    # The installed rexec-credential, as git runs it.
     host = standin.url.split("//")[1]
     for user, token in (("johndoe", two["john"]), ("janedoe", two["jane"]), (None, two["jane"])):
         asked = f"protocol=http\nhost={host}\n" + (f"username={user}\n" if user else "")
@@ -404,9 +415,9 @@ def test_get_answers_each_account_of_the_host_by_username(standin, two):
 
 
 def test_whoami_of_a_stored_login_that_is_not_the_active_one(standin, two, config_path):
-    result = run_bin("rexec-whoami", "--host", standin.url)  # the active one: janedoe
+    result = call("whoami", ["--host", standin.url])  # the active one: janedoe
     assert "Token:    API token from the config file" in result.out
-    run_bin("rexec-logout", "--local")  # johndoe's JWT login remains, not active
-    result = run_bin("rexec-whoami", "--host", standin.url)
+    call("logout", ["--local"])  # johndoe's JWT login remains, not active
+    result = call("whoami", ["--host", standin.url])
     assert result.code == 0 and "Username: johndoe" in result.out
     assert "Token:    JWT from credentials.json" in result.out

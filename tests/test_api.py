@@ -5,6 +5,7 @@ from __future__ import annotations
 import socket
 
 import pytest
+from helpers import eventually
 
 from rexec_credential.api import Client
 from rexec_credential.errors import AuthError, ServiceError, UsageError
@@ -92,13 +93,13 @@ def test_connection_refused_is_a_service_error():
 
 
 def test_read_timeout_is_a_service_error_and_not_retried(standin, monkeypatch):
-    import time
-
     monkeypatch.setattr("rexec_credential.api.READ_TIMEOUT", 0.3)
-    standin.delay_next(3, 1.0)
+    # Only the first request is held back: a retry would be answered at once and the call
+    # would succeed. The held one is logged when the stand-in answers it, a second later.
+    standin.delay_next(1, 1.0)
     with pytest.raises(ServiceError, match="did not answer in time"):
         client(standin.url).profile(standin.mint_jwt("johndoe"))
-    time.sleep(1.5)  # a delayed request is logged when the stand-in answers it
+    assert eventually(lambda: standin.requests_to("/api/profile"))
     assert len(standin.requests_to("/api/profile")) == 1
 
 

@@ -11,7 +11,7 @@ import json
 
 import pytest
 from conftest import call, run_bin
-from helpers import NOW, changes, credentials, jwt, log_in
+from helpers import NOW, changes, credentials, jwt, record_login
 
 from rexec_credential import records
 from rexec_credential.state import State
@@ -52,7 +52,7 @@ PASSWORD_ANSWER = lines(
 
 @pytest.fixture
 def logged_in(config_path):
-    log_in(config_path.parent, HOST, API)
+    record_login(config_path.parent, HOST, API)
     return config_path
 
 
@@ -146,8 +146,8 @@ PREVIOUS_RELEASE_FILE = (
 
 @pytest.fixture
 def previous_release_data(config_path):
-    log_in(config_path.parent, HOST, JANE, "janedoe", "jane@example.com", "free")
-    log_in(config_path.parent, HOST, API)
+    record_login(config_path.parent, HOST, JANE, "janedoe", "jane@example.com", "free")
+    record_login(config_path.parent, HOST, API)
     for request in (
         lines(
             "protocol=https",
@@ -215,8 +215,8 @@ def test_bearer_answers_the_empty_request_and_any_path(logged_in):
 
 
 def test_bearer_keeps_a_jwts_expiry_and_the_users_by_name(config_path):
-    log_in(config_path.parent, HOST, JANE, "janedoe")
-    log_in(config_path.parent, HOST, API)
+    record_login(config_path.parent, HOST, JANE, "janedoe")
+    record_login(config_path.parent, HOST, API)
     ok(
         helper("--bearer", "get", stdin=CAPABLE + REXEC + "username=janedoe\n"),
         lines(

@@ -9,7 +9,7 @@ import json
 import pytest
 import rexec_cli
 from conftest import call
-from helpers import NOW, accounts, jwt
+from helpers import NOW, accounts, jwt, login_with_token
 
 HOST = "https://rexec.pipeops.io"
 JOHN = "rexec_" + "1a" * 32
@@ -37,9 +37,7 @@ def ours(standin, home):
     stored for the active login; returns what `get` must keep answering."""
     john, jane = standin.mint_api_token("johndoe"), standin.mint_api_token("janedoe")
     for token in (john, jane):
-        assert (
-            call("login", ["--token", "-", "--host", standin.url], stdin=token.encode()).code == 0
-        )
+        login_with_token(standin.url, token)
     host = standin.url.split("//")[1]
     stored = [
         (
@@ -126,10 +124,7 @@ def test_a_login_the_rexec_cli_wrote_is_the_active_login(ours, home, standin):
     who = call("whoami", ["--porcelain"])
     assert who.code == 0 and "username=johndoe" in who.out and "token_source=config" in who.out
     # A new login of ours keeps it as an account: nothing is silently lost.
-    assert (
-        call("login", ["--token", "-", "--host", standin.url], stdin=ours["jane"].encode()).code
-        == 0
-    )
+    login_with_token(standin.url, ours["jane"])
     assert token in [a["token"] for a in accounts(home / ".rexec")]
     assert_nothing_lost(dict(ours, john=token))
 
@@ -141,10 +136,7 @@ def test_the_rexec_token_it_saved_into_config_json_is_never_copied(
     env_token = standin.mint_api_token("johndoe")
     rexec_cli.save(str(home / ".rexec"), env={"REXEC_TOKEN": env_token, "REXEC_HOST": standin.url})
     monkeypatch.setenv("REXEC_TOKEN", env_token)
-    assert (
-        call("login", ["--token", "-", "--host", standin.url], stdin=ours["jane"].encode()).code
-        == 0
-    )
+    login_with_token(standin.url, ours["jane"])
     assert env_token not in (home / ".rexec" / "credentials.json").read_text()
 
 

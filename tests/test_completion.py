@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 from conftest import run_bin
-from helpers import log_in
+from helpers import record_login
 
 pytestmark = pytest.mark.shells
 
@@ -68,9 +68,9 @@ def shell(name: str) -> str:
 @pytest.fixture
 def accounts_here(home, standin):
     """Two stored logins, one a JWT with a session; the stand-in sees every request."""
-    log_in(home / ".rexec", "https://rexec.pipeops.io", JOHN, "johndoe")
+    record_login(home / ".rexec", "https://rexec.pipeops.io", JOHN, "johndoe")
     jane = standin.mint_jwt("janedoe")
-    log_in(home / ".rexec", JANE_HOST, jane, "janedoe")
+    record_login(home / ".rexec", JANE_HOST, jane, "janedoe")
     standin.clear_log()
     return [JOHN, jane]
 
@@ -160,7 +160,7 @@ def workdir(tmp_path) -> Path:
 def store_logins(home: Path, names: list) -> list:
     """A stored login for each username, written the way rexec-login does."""
     for number, name in enumerate(names):
-        log_in(home / ".rexec", "https://rexec.pipeops.io", f"rexec_{number:064x}", name)
+        record_login(home / ".rexec", "https://rexec.pipeops.io", f"rexec_{number:064x}", name)
     return names
 
 
@@ -407,7 +407,7 @@ def test_bash_offers_hosts_literally(home, library, workdir, tmp_path):
     """Stored hosts too: offered quoted after --host and --host=, and after a ':' that bash
     leaves in place (only what follows it is replaced)."""
     for number, host in enumerate([JANE_HOST, *HOSTILE_HOSTS]):
-        log_in(home / ".rexec", host, f"rexec_{number:064x}", f"user{number}")
+        record_login(home / ".rexec", host, f"rexec_{number:064x}", f"user{number}")
     for line in (
         "rexec-logout --host ",
         "rexec-whoami --host=",

@@ -13,12 +13,13 @@ import sys
 
 import pytest
 from conftest import BIN_DIR, REPO, call, run_bin
-from helpers import accounts, credentials, jwt, log_in, write_json
+from helpers import accounts, credentials, jwt, record_login, write_json
 
 from rexec_credential.commands import credential
 from rexec_credential.context import Context
 
 NOW = 1_700_000_000
+HOST = "https://rexec.pipeops.io"
 API_TOKEN = "rexec_" + "a1" * 32
 OTHER_TOKEN = "rexec_" + "b2" * 32
 
@@ -38,11 +39,6 @@ write_config = write_json
 
 def read_config(config_path) -> dict:
     return json.loads(config_path.read_text())
-
-
-def login(config_path, host="https://rexec.pipeops.io", token=API_TOKEN, **profile) -> None:
-    """Record an active login the way rexec-login does."""
-    log_in(config_path.parent, host, token, **profile)
 
 
 def ok(result, out: str = "") -> None:
@@ -72,13 +68,13 @@ def test_get_no_match_prints_nothing_and_exits_0(home):
 
 
 def test_get_active_login(config_path):
-    login(config_path)
+    record_login(config_path.parent, HOST, API_TOKEN)
     ok(helper("get", REXEC), ANSWER)
 
 
 def test_get_empty_query_returns_the_active_login(config_path):
     """`rexec-credential get </dev/null` prints the current login."""
-    login(config_path)
+    record_login(config_path.parent, HOST, API_TOKEN)
     ok(helper("get", b""), ANSWER)
 
 
@@ -87,7 +83,7 @@ def test_get_empty_query_without_login_prints_nothing():
 
 
 def test_get_active_login_answers_every_path_and_echoes_it(config_path):
-    login(config_path)
+    record_login(config_path.parent, HOST, API_TOKEN)
     ok(
         helper("get", REXEC + lines("path=org/repo.git")),
         lines(
@@ -101,7 +97,7 @@ def test_get_active_login_answers_every_path_and_echoes_it(config_path):
 
 
 def test_get_url_is_expanded(config_path):
-    login(config_path, host="http://127.0.0.1:8080")
+    record_login(config_path.parent, "http://127.0.0.1:8080", API_TOKEN)
     ok(
         helper("get", lines("url=http://johndoe@127.0.0.1:8080/org/repo.git")),
         lines(
@@ -115,7 +111,7 @@ def test_get_url_is_expanded(config_path):
 
 
 def test_get_active_login_port_in_host(config_path):
-    login(config_path, host="https://rexec.example.com:8443/")
+    record_login(config_path.parent, "https://rexec.example.com:8443/", API_TOKEN)
     ok(helper("get", lines("protocol=https", "host=rexec.example.com")))
     assert "password=" in helper("get", lines("protocol=https", "host=rexec.example.com:8443")).out
 
@@ -135,7 +131,7 @@ def test_get_placeholder_username_when_none_known(config_path):
 
 def test_get_jwt_exp_is_password_expiry_utc(config_path):
     token = jwt(username="johndoe", exp=NOW + 3600)
-    login(config_path, token=token)
+    record_login(config_path.parent, HOST, token)
     ok(
         helper("get", REXEC),
         lines(
@@ -149,13 +145,13 @@ def test_get_jwt_exp_is_password_expiry_utc(config_path):
 
 
 def test_get_never_returns_an_expired_token(config_path):
-    login(config_path, token=jwt(username="johndoe", exp=NOW))
+    record_login(config_path.parent, HOST, jwt(username="johndoe", exp=NOW))
     ok(helper("get", REXEC))
     ok(helper("get", b""))
 
 
 def test_get_a_token_only_for_its_own_host(config_path):
-    login(config_path)
+    record_login(config_path.parent, HOST, API_TOKEN)
     for query in (
         lines("protocol=http", "host=rexec.pipeops.io"),
         lines("protocol=https", "host=evil.example.com"),
@@ -166,7 +162,7 @@ def test_get_a_token_only_for_its_own_host(config_path):
 
 
 def test_get_with_rexec_host_elsewhere_ignores_the_config_token(config_path, monkeypatch):
-    login(config_path)
+    record_login(config_path.parent, HOST, API_TOKEN)
     monkeypatch.setenv("REXEC_HOST", "https://staging.example.com")
     ok(helper("get", b""))
     ok(
@@ -287,13 +283,13 @@ def test_env_token_answers_for_the_default_host(monkeypatch):
 
 
 def test_env_token_before_anything_stored(config_path, monkeypatch):
-    login(config_path)
+    record_login(config_path.parent, HOST, API_TOKEN)
     monkeypatch.setenv("REXEC_TOKEN", OTHER_TOKEN)
     assert f"password={OTHER_TOKEN}\n" in helper("get", REXEC).out
 
 
 def test_env_token_host_from_rexec_host_then_config(config_path, monkeypatch):
-    login(config_path, host="http://127.0.0.1:8080")
+    record_login(config_path.parent, "http://127.0.0.1:8080", API_TOKEN)
     monkeypatch.setenv("REXEC_TOKEN", OTHER_TOKEN)
     assert helper("get", lines("protocol=http", "host=127.0.0.1:8080")).out.endswith(
         f"password={OTHER_TOKEN}\n"
@@ -374,7 +370,7 @@ def test_env_jwt_username_and_expiry(monkeypatch):
 
 
 def test_env_jwt_expired_falls_back_to_stored(config_path, monkeypatch):
-    login(config_path)
+    record_login(config_path.parent, HOST, API_TOKEN)
     monkeypatch.setenv("REXEC_TOKEN", jwt(username="johndoe", exp=NOW - 1))
     assert helper("get", REXEC).out.endswith(f"password={API_TOKEN}\n")
 
@@ -394,7 +390,7 @@ def test_env_token_set_other_passwords_still_stored(config_path, monkeypatch):
 
 
 def test_env_token_erase_leaves_stored_login(config_path, monkeypatch):
-    login(config_path)
+    record_login(config_path.parent, HOST, API_TOKEN)
     monkeypatch.setenv("REXEC_TOKEN", OTHER_TOKEN)
     ok(helper("erase", REXEC + lines("username=x-rexec-token", f"password={OTHER_TOKEN}")))
     assert read_config(config_path)["token"] == API_TOKEN
@@ -447,7 +443,7 @@ def test_store_same_credential_twice_does_not_rewrite(config_path):
 
 
 def test_storing_the_active_login_again_writes_nothing(config_path):
-    login(config_path)
+    record_login(config_path.parent, HOST, API_TOKEN)
     files = [config_path, config_path.parent / "credentials.json"]
     before = [(f.stat().st_mtime_ns, f.stat().st_ino) for f in files]
     ok(helper("store", REXEC + lines("username=johndoe", f"password={API_TOKEN}")))
@@ -455,7 +451,7 @@ def test_storing_the_active_login_again_writes_nothing(config_path):
 
 
 def test_store_for_the_active_login_updates_it_in_place(config_path):
-    login(config_path)
+    record_login(config_path.parent, HOST, API_TOKEN)
     ok(
         helper(
             "store",
@@ -503,7 +499,7 @@ def test_erase_without_a_config_creates_nothing(home):
 
 def test_erase_revoked_active_login_removes_the_token(config_path):
     """git calls erase when the server rejects the token: it must not be handed out again."""
-    login(config_path)
+    record_login(config_path.parent, HOST, API_TOKEN)
     ok(
         helper(
             "erase",
@@ -517,7 +513,7 @@ def test_erase_revoked_active_login_removes_the_token(config_path):
 
 
 def test_erase_empty_pattern_erases_nothing(config_path):
-    login(config_path)
+    record_login(config_path.parent, HOST, API_TOKEN)
     before = config_path.read_text()
     for request in (b"", lines(f"password={API_TOKEN}"), lines("wwwauth[]=x")):
         ok(helper("erase", request))
@@ -531,7 +527,7 @@ def test_erase_empty_pattern_erases_nothing(config_path):
     "value, answered", [("1", False), ("true", False), ("yes", False), ("0", True), ("false", True)]
 )
 def test_quit(config_path, value, answered):
-    login(config_path)
+    record_login(config_path.parent, HOST, API_TOKEN)
     result = helper("get", REXEC + lines(f"quit={value}"))
     assert (result.code, result.err) == (0, "")
     assert bool(result.out) is answered
@@ -539,12 +535,12 @@ def test_quit(config_path, value, answered):
 
 @pytest.mark.parametrize("op", ["capability", "list", "future-operation", "GET"])
 def test_unknown_operation_is_ignored_without_reading_input(config_path, op):
-    login(config_path)
+    record_login(config_path.parent, HOST, API_TOKEN)
     ok(helper(op, b"\0garbage\xff with no equals sign\n"))
 
 
 def test_blank_line_ends_the_request(config_path):
-    login(config_path)
+    record_login(config_path.parent, HOST, API_TOKEN)
     ok(
         helper("get", REXEC + "\nhost=evil.example.com\n"),
         lines(
@@ -565,7 +561,7 @@ MALFORMED = [
 @pytest.mark.parametrize("op", ["get", "store", "erase"])
 @pytest.mark.parametrize("data", [m[1] for m in MALFORMED], ids=[m[0] for m in MALFORMED])
 def test_malformed_input_in_process(config_path, op, data):
-    login(config_path)
+    record_login(config_path.parent, HOST, API_TOKEN)
     before = config_path.read_text()
     body = data + b"username=johndoe\npassword=" + API_TOKEN.encode() + b"\n"
     result = helper(op, body)
@@ -633,10 +629,10 @@ def test_docopt_form_runs_the_same(config_path, op):
     """Should argv ever go through docopt, run() gets docopt's dict and does the same."""
     from docopt import docopt
 
-    login(config_path)
+    record_login(config_path.parent, HOST, API_TOKEN)
     args = docopt(credential.__doc__, [op], default_help=False)
     quick = helper(op, REXEC)
-    login(config_path)
+    record_login(config_path.parent, HOST, API_TOKEN)
     out, err = io.StringIO(), io.StringIO()
     ctx = Context(
         env=dict(os.environ),
@@ -670,7 +666,7 @@ def test_executables_round_trip(name, config_path):
 
 
 def test_executable_get_dev_null(config_path):
-    login(config_path)
+    record_login(config_path.parent, HOST, API_TOKEN)
     with open(os.devnull, "rb") as devnull:
         proc = subprocess.run(
             [str(BIN_DIR / "rexec-credential"), "get"],
@@ -687,7 +683,7 @@ def test_executable_get_dev_null(config_path):
 @pytest.mark.parametrize("op", ["get", "store", "erase"])
 @pytest.mark.parametrize("data", [m[1] for m in MALFORMED], ids=[m[0] for m in MALFORMED])
 def test_malformed_input_subprocess(config_path, op, data):
-    login(config_path)
+    record_login(config_path.parent, HOST, API_TOKEN)
     before = config_path.read_bytes()
     result = run_bin("git-credential-rexec", op, stdin=data + b"username=u\npassword=p\n")
     assert (result.code, result.out) == (2, "")
@@ -785,7 +781,7 @@ def _modules_without_site(*args: str, stdin: bytes) -> tuple[str, set]:
 )
 def test_get_imports_nothing_beyond_json(config_path, monkeypatch, argv, stdin, answer):
     """Nor docopt for `--bearer get`, nor the trace module when REXEC_TRACE is unset."""
-    login(config_path, token=jwt(username="johndoe", exp=NOW * 2))
+    record_login(config_path.parent, HOST, jwt(username="johndoe", exp=NOW * 2))
     monkeypatch.delenv("REXEC_TRACE", raising=False)
     out, modules = _modules_without_site("-c", HARNESS, *argv, stdin=stdin.encode())
     assert answer in out
@@ -801,7 +797,7 @@ def test_get_imports_nothing_beyond_json(config_path, monkeypatch, argv, stdin, 
 
 def test_the_trace_module_is_imported_only_when_rexec_trace_is_set(config_path, monkeypatch):
     """The control for the test above: the harness sees the module when it is imported."""
-    login(config_path)
+    record_login(config_path.parent, HOST, API_TOKEN)
     monkeypatch.setenv("REXEC_TRACE", "2")
     _, modules = _modules_without_site("-c", HARNESS, "get", stdin=REXEC.encode())
     assert "rexec_credential.trace" in modules
@@ -810,7 +806,7 @@ def test_the_trace_module_is_imported_only_when_rexec_trace_is_set(config_path, 
 
 def test_installed_get_importtime_has_no_http_stack_or_docopt(config_path):
     """The real executable under -X importtime: no requests, docopt or typing."""
-    login(config_path)
+    record_login(config_path.parent, HOST, API_TOKEN)
     proc = subprocess.run(
         [sys.executable, "-X", "importtime", str(BIN_DIR / "rexec-credential"), "get"],
         input=REXEC.encode(),

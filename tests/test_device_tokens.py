@@ -13,7 +13,7 @@ import time
 
 import pytest
 from conftest import run_bin
-from helpers import accounts, credentials, log_in
+from helpers import accounts, credentials, record_login
 
 from rexec_credential.testing.scripted_browser import browser_command
 
@@ -160,7 +160,7 @@ def test_bad_device_options_are_usage_errors_before_any_network_or_browser(stand
 
 
 def test_renew_rejects_bad_expiry_before_any_request(standin, config_path):
-    log_in(config_path.parent, standin.url, standin.mint_api_token("johndoe"))
+    record_login(config_path.parent, standin.url, standin.mint_api_token("johndoe"))
     standin.clear_log()
     result = run_bin("rexec-login", "--renew", "--expires-in", "9999")
     assert result.code == 2 and standin.log == [], result
@@ -229,7 +229,7 @@ def test_renew_replaces_in_place_and_revokes_the_old_device_token(
     assert browser_login(standin, browser).code == 0
     old = stored_token(config_path)
     other = standin.mint_api_token("janedoe")
-    log_in(home / ".rexec", "https://other.example", other, "janedoe")  # not active
+    record_login(home / ".rexec", "https://other.example", other, "janedoe")  # not active
     run_bin("rexec-login", "--switch", "--host", standin.url)  # johndoe active again
     git = "protocol=https\nhost=github.com\nusername=octo\npassword=gh\n"
     assert run_bin("rexec-credential", "store", stdin=git).code == 0

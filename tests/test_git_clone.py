@@ -10,14 +10,14 @@ import subprocess
 import pytest
 from conftest import run_bin
 from githttp import clone, git
-from helpers import credentials, log_in
+from helpers import credentials, record_login
 
 pytestmark = pytest.mark.git
 
 
 def set_login(config_path, host: str, token: str) -> None:
     """The active login, recorded as rexec-login records it."""
-    log_in(config_path.parent, host, token, "johndoe", "johndoe@example.com")
+    record_login(config_path.parent, host, token, "johndoe", "johndoe@example.com")
 
 
 def both(config_path) -> tuple:

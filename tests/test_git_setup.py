@@ -11,7 +11,7 @@ import subprocess
 import pytest
 from conftest import run_bin
 from githttp import clone
-from helpers import log_in
+from helpers import record_login
 
 pytestmark = pytest.mark.git
 
@@ -147,7 +147,7 @@ def test_after_configure_a_real_clone_needs_nothing_else(
     (home / ".gitconfig").write_text("[credential]\n\thelper = store\n")  # for every host
     plant = (home / ".git-credentials").read_text()
     assert run_bin("rexec-credential", "configure", "--host", git_server.url).code == 0
-    log_in(home / ".rexec", git_server.url, standin.mint_api_token("johndoe"))
+    record_login(home / ".rexec", git_server.url, standin.mint_api_token("johndoe"))
     clone(git_server, tmp_path, git_world, helper=False)
     assert (tmp_path / "clone" / "README").read_text() == "hello\n"
     statuses = git_server.statuses()
@@ -492,7 +492,7 @@ def test_after_configure_bearer_an_older_git_clones_with_username_and_password(
     """git before 2.46 announces no capability: `rexec --bearer` answers it as `rexec` does."""
     (home / ".gitconfig").write_text("[credential]\n\thelper = store\n")
     assert run_bin("rexec-credential", "configure", "--bearer", "--host", git_server.url).code == 0
-    log_in(home / ".rexec", git_server.url, standin.mint_api_token("johndoe"))
+    record_login(home / ".rexec", git_server.url, standin.mint_api_token("johndoe"))
     clone(git_server, tmp_path, git_world, helper=False)
     assert (tmp_path / "clone" / "README").read_text() == "hello\n"
     assert ("johndoe", 200) in git_server.statuses()

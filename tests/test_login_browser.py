@@ -25,6 +25,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from conftest import BIN_DIR, Result, call, run_bin
+from helpers import eventually
 
 from rexec_credential import cli
 from rexec_credential.commands import login as login_command
@@ -122,8 +123,10 @@ class Browser:
             raise self.errors[0]
 
 
-def login(svc, *argv: str, browser=None, timeout: str = "10", **options) -> Result:
-    """rexec-login --host <stand-in> --port 0 --timeout <timeout> [argv] in-process."""
+def browser_flow(svc, *argv: str, browser=None, timeout: str = "10", **options) -> Result:
+    """rexec-login's browser flow (a login without --token) in-process:
+    rexec-login --host <stand-in> --port 0 --timeout <timeout> [argv], `browser` opening the
+    address (a callable standing for the person's browser)."""
     args = ["--host", svc.url, "--port", "0", "--timeout", timeout, *argv]
     return call("login", args, open_browser=browser, **options)
 
@@ -159,7 +162,7 @@ def made_a_device_token(result, standin, config_path, location: str) -> None:
 
 def test_browser_login_prints_the_seed_lines_stores_and_says_who(standin, config_path):
     browser = Browser()
-    result = login(standin, browser=browser)
+    result = browser_flow(standin, browser=browser)
     browser.check()
     assert result.code == 0, result
     url = browser.urls[0]
@@ -211,7 +214,7 @@ def test_listener_is_bound_to_127_0_0_1_only_during_login(standin):
     if not os.path.exists("/proc/net/tcp"):
         pytest.skip("no /proc/net/tcp on this system")
     browser = Browser(before=inspect)
-    result = login(standin, browser=browser)
+    result = browser_flow(standin, browser=browser)
     browser.check()
     assert result.code == 0, result
     assert seen == {"/proc/net/tcp": ["0100007F"]}  # 127.0.0.1, never 0.0.0.0 or ::
@@ -252,7 +255,7 @@ def test_attack_on_the_callback_logs_no_one_in(standin, config_path, attack):
         assert not config_path.exists()
 
     browser = Browser(before=attack_first)
-    result = login(standin, browser=browser)
+    result = browser_flow(standin, browser=browser)
     browser.check()
     assert statuses == [expected]
     assert result.code == 0, result
@@ -273,7 +276,7 @@ def test_replay_of_the_good_callback_after_success_logs_no_one_in(standin, confi
                 replays.append("refused")  # the listener is already closed
 
     browser = Browser(after=replay)
-    result = login(standin, browser=browser)
+    result = browser_flow(standin, browser=browser)
     browser.check()
     assert result.code == 0, result
     assert set(replays) <= {410, "refused"} and len(replays) == 2
@@ -287,7 +290,7 @@ def test_replay_of_the_good_callback_after_success_logs_no_one_in(standin, confi
 def test_token_the_service_rejects_gets_a_failure_page_exit_1_nothing_stored(standin, config_path):
     standin.cli_login_rejected = True
     browser = Browser()
-    result = login(standin, browser=browser)
+    result = browser_flow(standin, browser=browser)
     browser.check()
     assert result.code == 1
     assert result.err == "Invalid token: token signature is invalid\n"
@@ -378,7 +381,7 @@ def test_ctrl_c_while_waiting_says_cancelled_exits_130(standin, config_path):
 
 def test_no_browser_prints_the_url_without_opening_anything(standin, config_path):
     opened = []
-    result = login(
+    result = browser_flow(
         standin, "--no-browser", timeout="0.2", browser=lambda url: opened.append(url) or True
     )
     assert opened == []
@@ -389,13 +392,13 @@ def test_no_browser_prints_the_url_without_opening_anything(standin, config_path
 
 
 def test_browser_that_cannot_open_is_reported_and_waiting_goes_on(standin):
-    result = login(standin, timeout="0.2", browser=lambda url: False)
+    result = browser_flow(standin, timeout="0.2", browser=lambda url: False)
     assert "Couldn't open a browser; visit the address above." in result.err
     assert "Login timed out. Please try again." in result.err
 
 
 def test_time_left_ticks_on_a_terminal_and_is_cleared(standin):
-    result = login(
+    result = browser_flow(
         standin, timeout="1.5", browser=lambda url: True, stdout_is_tty=True, stdin_is_tty=True
     )
     assert "\rTime left: 0:02\033[K" in result.out
@@ -463,7 +466,7 @@ def test_pasted_address_logs_in_and_a_wrong_nonce_is_refused(standin, config_pat
 
 def test_pasted_bare_token_logs_in(standin, config_path):
     token = standin.mint_api_token("janedoe")
-    result = login(standin, "--no-browser", stdin=token.encode() + b"\n")
+    result = browser_flow(standin, "--no-browser", stdin=token.encode() + b"\n")
     assert result.code == 0, result
     assert result.out.endswith("✓ Successfully logged in as janedoe (jane@example.com)\n")
     assert stored(config_path)["token"] == token
@@ -473,7 +476,7 @@ def test_pasted_token_the_service_rejects_is_reported_and_the_wait_goes_on(stand
     revoked = standin.mint_api_token("janedoe")
     standin.revoke(revoked)
     good = standin.mint_api_token("johndoe")
-    result = login(standin, "--no-browser", stdin=f"{revoked}\n{good}\n".encode())
+    result = browser_flow(standin, "--no-browser", stdin=f"{revoked}\n{good}\n".encode())
     assert result.code == 0, result
     assert result.err == "Invalid token: invalid token\n"
     assert result.out.endswith("✓ Successfully logged in as johndoe (johndoe@example.com)\n")
@@ -483,7 +486,7 @@ def test_pasted_token_the_service_rejects_is_reported_and_the_wait_goes_on(stand
 def test_pasted_rejected_token_then_nothing_times_out(standin, config_path):
     revoked = standin.mint_api_token("janedoe")
     standin.revoke(revoked)
-    result = login(standin, "--no-browser", timeout="1", stdin=f"{revoked}\n".encode())
+    result = browser_flow(standin, "--no-browser", timeout="1", stdin=f"{revoked}\n".encode())
     assert result.code == 1
     assert result.err == "Invalid token: invalid token\nLogin timed out. Please try again.\n"
     assert not config_path.exists()
@@ -651,6 +654,17 @@ def test_a_browser_that_stays_open_leaves_the_countdown_and_hidden_input(
     assert location.split("?token=")[1] not in text
 
 
+def asleep(pid: int) -> bool:
+    """Whether the process's main thread is blocked (state S in /proc/<pid>/stat): once
+    rexec-login has said it is waiting, it blocks only in its wait loop, a fifth of a second
+    at a time."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rpartition(")")[2].split()[0] == "S"
+    except OSError:  # no /proc here: signal at once, which must end the same way
+        return True
+
+
 def _default_sigint() -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)  # even if the test runner ignores it
 
@@ -678,7 +692,7 @@ def test_sigint_cancels_frees_the_port_and_writes_nothing(standin, config_path, 
         for line in proc.stdout:
             if line.startswith(b"Waiting for login"):
                 break
-        time.sleep(0.3)  # well inside the wait loop
+        assert eventually(lambda: asleep(proc.pid))  # in its wait loop
         proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=10)
     finally:

@@ -12,7 +12,7 @@ import subprocess
 
 import pytest
 from conftest import BIN_DIR, call, run_bin
-from helpers import NOW, log_in
+from helpers import NOW, record_login
 
 from rexec_credential import trace
 
@@ -224,7 +224,7 @@ def test_rexec_token_is_never_traced(standin, home, config_path):
 
 
 def test_a_get_that_answers_nothing_names_the_host_and_why(config_path, monkeypatch):
-    log_in(config_path.parent, "https://rexec.pipeops.io", API)
+    record_login(config_path.parent, "https://rexec.pipeops.io", API)
     env = dict(os.environ, REXEC_TRACE="2")
     stored = lines("protocol=https", "host=example.com", "username=u", f"password={PASSWORD}")
     assert call("credential", ["store"], stdin=stored.encode(), env=env).code == 0
@@ -374,7 +374,7 @@ def test_stderr_values(value):
 def test_a_line_cannot_be_forged_by_what_a_file_holds(config_path):
     """A username read from a file, with a line break and a token in it, stays one line and
     masked."""
-    log_in(
+    record_login(
         config_path.parent,
         "https://rexec.pipeops.io",
         API,

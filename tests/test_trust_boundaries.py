@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 from conftest import run_bin
-from helpers import WHOAMI_ALL_KEYS, accounts, credentials, jwt, log_in, read_json, write_json
+from helpers import WHOAMI_ALL_KEYS, accounts, credentials, jwt, read_json, record_login, write_json
 
 API_TOKEN = "rexec_" + "Q7" * 32
 JWT = jwt(user_id="u1", username="johndoe", exp=4102444800, sid="s-1")
@@ -183,7 +183,7 @@ def test_a_newline_in_the_path_is_a_usage_error_not_gits(home):
 def three_logins(directory: Path) -> list:
     tokens = ["rexec_" + c * 64 for c in "abc"]
     for token, user in zip(tokens, ("ann", "bob", "cid")):
-        log_in(directory, "https://rexec.pipeops.io", token, user)
+        record_login(directory, "https://rexec.pipeops.io", token, user)
     return tokens
 
 
@@ -261,7 +261,7 @@ HOSTILE_NAMES = [
 @pytest.mark.parametrize("form", [[], ["--porcelain"], ["--json"]], ids=str)
 def test_stored_names_are_cleaned_in_every_output_form(config_path, form):
     for number, name in enumerate(HOSTILE_NAMES):
-        log_in(
+        record_login(
             config_path.parent,
             f"https://h{number}.example",
             API_TOKEN[:-1] + str(number),
@@ -285,8 +285,8 @@ def test_stored_names_are_cleaned_in_every_output_form(config_path, form):
 
 
 def test_messages_naming_a_stored_login_are_cleaned_too(config_path):
-    log_in(config_path.parent, "https://h.example", API_TOKEN, "eve\x1b]0;pwned\x07")
-    log_in(config_path.parent, "https://h.example", "rexec_" + "z" * 64, "bob")
+    record_login(config_path.parent, "https://h.example", API_TOKEN, "eve\x1b]0;pwned\x07")
+    record_login(config_path.parent, "https://h.example", "rexec_" + "z" * 64, "bob")
     for argv in (
         ["rexec-login", "--switch", "--host", "https://h.example", "--user", "zed"],
         ["rexec-logout", "--local", "--user", "eve\x1b]0;pwned\x07"],
@@ -308,7 +308,7 @@ time.sleep(120)
 
 
 def test_a_held_lock_makes_writers_give_up_with_one_line_and_get_never_waits(config_path):
-    log_in(config_path.parent, "https://rexec.pipeops.io", API_TOKEN)
+    record_login(config_path.parent, "https://rexec.pipeops.io", API_TOKEN)
     lock = config_path.parent / "config.json.lock"
     holder = subprocess.Popen(
         [sys.executable, "-c", HOLD, str(lock)], stdout=subprocess.PIPE, text=True
@@ -361,7 +361,7 @@ def test_the_lock_is_taken_as_soon_as_it_is_released(tmp_path):
 
 
 def test_whoami_without_config_json_but_with_stored_logins_names_switch(config_path):
-    log_in(config_path.parent, "https://other.example", API_TOKEN)
+    record_login(config_path.parent, "https://other.example", API_TOKEN)
     config_path.unlink()
     result = run_bin("rexec-whoami")
     assert result.code == 1 and "rexec-login --switch" in result.err, result

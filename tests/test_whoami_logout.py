@@ -7,6 +7,7 @@ import time
 
 import pytest
 from conftest import call, run_bin
+from helpers import login_with_token
 
 import rexec_credential
 
@@ -14,7 +15,7 @@ import rexec_credential
 @pytest.fixture
 def logged_in(standin, config_path):
     token = standin.mint_api_token("johndoe")
-    assert call("login", ["--token", "-", "--host", standin.url], stdin=token.encode()).code == 0
+    login_with_token(standin.url, token)
     return token
 
 
@@ -232,7 +233,7 @@ def test_colour_only_on_a_terminal_without_no_color(standin, logged_in):
 
 def test_an_expiry_beyond_what_the_clock_can_show_is_shown_as_a_number(standin, config_path):
     token = standin.mint_jwt("johndoe", exp=999999999999999999)
-    assert call("login", ["--token", "-", "--host", standin.url], stdin=token.encode()).code == 0
+    login_with_token(standin.url, token)
     result = call("whoami", [])
     assert result.code == 0, result
     assert "expires at Unix time 999999999999999999" in result.out
@@ -242,7 +243,7 @@ def test_token_expires_is_the_tokens_own_not_what_git_stored(standin, config_pat
     """git may store another expiry with the token (it is get's business, not whoami's)."""
     exp = int(time.time()) + 30 * 86400
     token = standin.mint_jwt("johndoe", exp=exp)
-    assert call("login", ["--token", "-", "--host", standin.url], stdin=token.encode()).code == 0
+    login_with_token(standin.url, token)
     stored = call(
         "credential",
         ["store"],

@@ -47,7 +47,7 @@ from random import Random
 
 import pytest
 from conftest import BIN_DIR
-from helpers import log_in, segment
+from helpers import record_login, segment
 
 from . import rounds
 
@@ -509,15 +509,15 @@ def seed_logins(kind: str, directory, world: World) -> list:
         return []
     if kind == "one":
         found = [standin.mint_api_token("johndoe")]
-        log_in(directory, standin.url, found[0], "johndoe")
+        record_login(directory, standin.url, found[0], "johndoe")
     elif kind == "two":
         found = [standin.mint_api_token("johndoe"), standin.mint_jwt("janedoe")]
-        log_in(directory, standin.url, found[0], "johndoe")
-        log_in(directory, standin.url, found[1], "janedoe", "jane@example.com", "free")
+        record_login(directory, standin.url, found[0], "johndoe")
+        record_login(directory, standin.url, found[1], "janedoe", "jane@example.com", "free")
     else:  # another host (unreachable here) beside the stand-in's login
         found = [api_token(Random(str(directory))), standin.mint_api_token("johndoe")]
-        log_in(directory, "https://other.example", found[0], "eve", "eve@example.com")
-        log_in(directory, standin.url, found[1], "johndoe")
+        record_login(directory, "https://other.example", found[0], "eve", "eve@example.com")
+        record_login(directory, standin.url, found[1], "johndoe")
     return found
 
 

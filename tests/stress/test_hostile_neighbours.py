@@ -487,7 +487,8 @@ def run(argv: list, stdin) -> object:
     return result
 
 
-def log_in(svc) -> None:
+def login_janedoe(svc) -> None:
+    """The installed rexec-login, given an API token of janedoe on stdin; it must succeed."""
     token = svc.mint_api_token("janedoe")
     assert run_bin("rexec-login", "--token", "-", "--host", svc.url, stdin=token).code == 0
 
@@ -551,7 +552,7 @@ def test_planted_symlink_is_never_written_through(standin, config_path, tmp_path
     config_dir = config_path.parent
     for name, argv, stdin, allowed in commands(standin):
         empty(config_dir)
-        log_in(standin)  # a genuine login beside the link, so each command has work to do
+        login_janedoe(standin)  # a genuine login beside the link, so each command has work to do
         if where in ("config.json", "credentials.json", "config.json.lock"):
             targets = [config_dir / where]
             targets[0].unlink()
@@ -583,7 +584,7 @@ def test_hard_link_at_either_file_is_replaced_not_written_through(
     path = config_path.parent / file
     for name, argv, stdin, allowed in commands(standin)[:3]:
         empty(config_path.parent)
-        log_in(standin)
+        login_janedoe(standin)
         victim.path.write_bytes(path.read_bytes())  # what the file holds, so it is used
         victim.path.chmod(0o600)
         before = victim.path.read_bytes()
@@ -687,7 +688,7 @@ def test_things_at_the_backup_names_are_never_written_through(
         directory.mkdir(mode=0o700, exist_ok=True)
         empty(directory)
         if file == "credentials.json":
-            log_in(standin)  # a valid config.json beside it
+            login_janedoe(standin)  # a valid config.json beside it
         path.write_bytes(corrupted)
         path.chmod(0o600)
         plants.paths = []
@@ -728,7 +729,7 @@ def test_things_at_the_temporary_names_are_never_written_through(
     directory = config_path.parent
     for name, argv, stdin, allowed in commands(standin):
         empty(directory)
-        log_in(standin)
+        login_janedoe(standin)
         plants = {file: planted(how, tmp_path) for file in FILES}
         for file, plant in plants.items():
             for target in likely_tmp_names(directory, TMP_PREFIXES[file]):
@@ -752,7 +753,7 @@ def test_things_at_the_temporary_names_are_never_written_through(
 def test_config_directory_owned_by_another_user_is_refused_for_writes(standin, config_path):
     """~/.rexec owned by uid 65534: login --token, credential store and erase are refused
     (exit 4, one line naming the directory and its owner) and change nothing in it."""
-    log_in(standin)
+    login_janedoe(standin)
     directory = config_path.parent
     os.chown(directory, FOREIGN_UID, FOREIGN_UID)
     for file in FILES:
@@ -789,7 +790,7 @@ def test_file_owned_by_another_user_is_reported_and_replaced_by_the_next_write(
     """config.json or credentials.json owned by uid 65534 in our ~/.rexec: get and whoami
     still answer (exit 0) and say whose it is in one stderr line; the next write of that
     file replaces it with one of ours (0600), after which nothing is reported."""
-    log_in(standin)
+    login_janedoe(standin)
     host = standin.url[len("http://") :]
     assert (
         run(
@@ -839,7 +840,7 @@ def test_loose_file_is_reported_by_readers_and_tightened_by_the_next_write(
     """A 0644 config.json or credentials.json in a 0755 ~/.rexec: whoami and credential get
     still answer (exit 0) and say so in one stderr line naming the file and its mode; the
     next write of that file sets 0600/0700, after which nothing is reported."""
-    log_in(standin)
+    login_janedoe(standin)
     host = standin.url[len("http://") :]
     stored = f"protocol=http\nhost={host}\nusername=other\npassword=p2\n"
     assert run("rexec-credential store".split(), stored).code == 0

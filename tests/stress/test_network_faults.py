@@ -19,7 +19,7 @@ import time
 
 import pytest
 from conftest import call, run_bin
-from helpers import accounts, credentials
+from helpers import accounts, credentials, eventually
 
 FAULTS = ["fail", "malformed", "drop", "refused"]
 
@@ -104,14 +104,16 @@ def test_delay_past_the_read_timeout(standin, config_path, logged_in, monkeypatc
     monkeypatch.setattr("rexec_credential.api.READ_TIMEOUT", 0.2)
     monkeypatch.setattr("rexec_credential.api.BACKOFF", (0.01, 0.01))
     standin.clear_log()
-    standin.delay_next(100, 1.0)
+    # Only the first request is held back: a retry would be answered at once and the command
+    # would succeed. The held one is logged when the stand-in answers it, a second later.
+    standin.delay_next(1, 1.0)
     result = call(
         command, [*argv, "--host", standin.url], stdin=standin.mint_api_token("johndoe").encode()
     )
     assert result.code == 3 and "did not answer in time" in result.err
     assert result.err.count("\n") == 1
     assert snapshot(config_path) == logged_in
-    time.sleep(1.5)  # the stand-in logs a delayed request when it answers
+    assert eventually(lambda: api_calls(standin))
     assert len(api_calls(standin)) == 1  # a read that timed out is not tried again
 
 
@@ -130,7 +132,7 @@ def test_logout_under_fault(standin, config_path, fault, kind):
     kept = "protocol=https\nhost=git.example.com\nusername=u\npassword=p\n"
     assert run_bin("rexec-credential", "store", stdin=kept).code == 0
 
-    def log_in(service) -> str:
+    def login_janedoe(service) -> str:
         jwt = service.mint_jwt("janedoe")
         assert run_bin("rexec-login", "--token", "-", "--host", service.url, stdin=jwt).code == 0
         if kind == "device":  # the JWT login becomes a device-token login
@@ -139,9 +141,9 @@ def test_logout_under_fault(standin, config_path, fault, kind):
 
     if fault == "refused":
         with StandIn() as gone:  # a service that has stopped since the login
-            host, token = gone.url, log_in(gone)
+            host, token = gone.url, login_janedoe(gone)
     else:
-        host, token = standin.url, log_in(standin)
+        host, token = standin.url, login_janedoe(standin)
         getattr(standin, f"{fault}_next")(100)
     standin.clear_log()
     argv = [] if kind == "device" else ["--end-session"]
