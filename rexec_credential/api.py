@@ -13,7 +13,7 @@ from urllib.parse import quote
 
 import requests
 
-from . import __version__, hosts, tokens
+from . import __version__, hosts, precedence, tokens
 from .errors import AuthError, ServiceError, TokenRejected
 
 TYPE_CHECKING = False
@@ -62,14 +62,14 @@ class Client:
         trace: Callable[[str], None] = lambda message: None,
     ) -> None:
         self.host = hosts.normalise(host)
-        hosts.require_secure(self.host, env)
+        hosts.require_secure(self.host, precedence.insecure_http_allowed(env))
         self._clock, self._sleep = clock, sleep
         self._trace = trace  # each request: method, path, status, time (REXEC_TRACE)
         self._session = requests.Session()
         self._session.headers["User-Agent"] = f"rexec-credential/{__version__}"
         # Verification stays on. The CA bundle comes from the context's env, as requests
         # would read it from os.environ; passed per request so os.environ cannot override it.
-        self._verify = env.get("REQUESTS_CA_BUNDLE") or env.get("CURL_CA_BUNDLE") or True
+        self._verify: str | bool = precedence.ca_bundle(env) or True
 
     def profile(self, token: str) -> Profile:
         """GET /api/profile: the user's fields, from the nested or the legacy flat shape."""

@@ -43,15 +43,6 @@ LOCK_POLL = 0.05  # seconds between tries of a held lock
 ATTEMPTS = 20  # read-change-write rounds when config.json keeps changing under us
 
 
-def directory_for(env: Mapping[str, str]) -> str:
-    """REXEC_CONFIG_DIR, else $HOME/.rexec."""
-    override = env.get("REXEC_CONFIG_DIR")
-    if override:
-        return override
-    home = env.get("HOME") or os.path.expanduser("~")
-    return os.path.join(home, ".rexec")
-
-
 class Storage:
     """Both files of one directory; `warn` receives one-line warnings meant for stderr.
 
