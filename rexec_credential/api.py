@@ -8,12 +8,14 @@ the request carried, so nothing the server echoes can show a token.
 
 from __future__ import annotations
 
+import socket
 import time
 from urllib.parse import quote
 
 import requests
+from urllib3.exceptions import ProtocolError
 
-from . import __version__, hosts, tokens
+from . import __version__, hosts, precedence, tokens
 from .errors import AuthError, ServiceError, TokenRejected
 
 TYPE_CHECKING = False
@@ -62,14 +64,14 @@ class Client:
         trace: Callable[[str], None] = lambda message: None,
     ) -> None:
         self.host = hosts.normalise(host)
-        hosts.require_secure(self.host, env)
+        hosts.require_secure(self.host, precedence.insecure_http_allowed(env))
         self._clock, self._sleep = clock, sleep
         self._trace = trace  # each request: method, path, status, time (REXEC_TRACE)
         self._session = requests.Session()
         self._session.headers["User-Agent"] = f"rexec-credential/{__version__}"
         # Verification stays on. The CA bundle comes from the context's env, as requests
         # would read it from os.environ; passed per request so os.environ cannot override it.
-        self._verify = env.get("REQUESTS_CA_BUNDLE") or env.get("CURL_CA_BUNDLE") or True
+        self._verify: str | bool = precedence.ca_bundle(env) or True
 
     def profile(self, token: str) -> Profile:
         """GET /api/profile: the user's fields, from the nested or the legacy flat shape."""
@@ -365,11 +367,36 @@ def _failure(exc: BaseException) -> str:
 
 
 def _reason(exc: Exception) -> str:
-    text = str(exc).lower()
-    if "refused" in text:
+    """Why a request found no answer, from the types of the errors it wraps (requests wraps
+    urllib3's, which wrap the socket's): never from their texts, which hold the URL and
+    differ between systems and versions."""
+    wrapped = _wrapped(exc)
+    if any(isinstance(e, ConnectionRefusedError) for e in wrapped):
         return "connection refused"
-    if "name or service not known" in text or "nodename nor servname" in text:
+    if any(isinstance(e, socket.gaierror) and e.errno == socket.EAI_NONAME for e in wrapped):
         return "host not found"
-    if "reset" in text or "aborted" in text or "remotedisconnected" in text:
+    if any(isinstance(e, (ConnectionResetError, ConnectionAbortedError)) for e in wrapped):
+        return "connection dropped"  # a reset, or http.client's RemoteDisconnected
+    if isinstance(exc, requests.exceptions.ConnectionError) and any(
+        isinstance(e, ProtocolError) for e in wrapped
+    ):
+        # The connection ended, or spoke no HTTP, before the answer's headers were read
+        # (urllib3's "Connection aborted."); a body cut short is ChunkedEncodingError.
         return "connection dropped"
     return "connection failed"
+
+
+def _wrapped(exc: BaseException) -> list[BaseException]:
+    """exc and every error beneath it: causes, contexts, urllib3's `reason` and the errors
+    passed as arguments (requests' ConnectionError holds urllib3's, and a ProtocolError the
+    socket's)."""
+    found: list[BaseException] = []
+    pending: list[object] = [exc]
+    while pending and len(found) < 50:  # a bound, whatever an exception's graph holds
+        item = pending.pop()
+        if not isinstance(item, BaseException) or any(item is seen for seen in found):
+            continue
+        found.append(item)
+        pending.extend((item.__cause__, item.__context__, getattr(item, "reason", None)))
+        pending.extend(item.args)
+    return found

@@ -12,7 +12,8 @@ import os
 import sys
 import time
 
-from .storage import Storage, directory_for
+from . import precedence
+from .storage import Storage
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -108,9 +109,8 @@ class Context:
             self._trace = QUIET
             if value:
                 from . import trace
-                from .precedence import ENV_TOKEN, kept_out
 
-                secrets = [*kept_out(self.env), self.env.get(ENV_TOKEN, "")]
+                secrets = [*precedence.kept_out(self.env), self.env.get(precedence.ENV_TOKEN, "")]
                 started = trace.start(value, self.stderr, self.warn, secrets, self.clock)
                 self._trace = started or QUIET
         return self._trace
@@ -119,10 +119,11 @@ class Context:
     def storage(self) -> Storage:
         """config.json and credentials.json, located from this context's environment."""
         if self._storage is None:
-            from .precedence import kept_out
-
             self._storage = Storage(
-                directory_for(self.env), self.warn, kept_out(self.env), trace=self.trace
+                precedence.config_directory(self.env),
+                self.warn,
+                precedence.kept_out(self.env),
+                trace=self.trace,
             )
         return self._storage
 
@@ -149,7 +150,7 @@ class Context:
     def colour(self, text: str, code: str, stream: str = "stdout") -> str:
         """Wrap text in an ANSI colour when that stream is a terminal and NO_COLOR is unset."""
         tty = self.stdout_is_tty if stream == "stdout" else self.stderr_is_tty
-        if not tty or self.env.get("NO_COLOR"):
+        if not tty or not precedence.colour_allowed(self.env):
             return text
         return f"\033[{code}m{text}\033[0m"
 

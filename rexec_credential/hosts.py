@@ -10,10 +10,6 @@ from __future__ import annotations
 
 from .errors import UsageError
 
-TYPE_CHECKING = False
-if TYPE_CHECKING:
-    from typing import Mapping
-
 DEFAULT_HOST = "https://rexec.pipeops.io"
 _DEFAULT_PORTS = {"https": "443", "http": "80"}
 # Host names (RFC 1123): letters, digits and hyphens in labels of 1-63 characters. An
@@ -155,19 +151,15 @@ def _is_127_literal(name: str) -> bool:
     )
 
 
-def sends_in_clear(url: str, env: Mapping[str, str]) -> bool:
+def sends_in_clear(url: str, insecure_allowed: bool) -> bool:
     """True when a token must not go to url: plain http to anything but loopback, unless
-    REXEC_ALLOW_INSECURE_HTTP=1."""
-    return (
-        url.startswith("http://")
-        and not is_loopback(url)
-        and env.get("REXEC_ALLOW_INSECURE_HTTP") != "1"
-    )
+    `insecure_allowed` (REXEC_ALLOW_INSECURE_HTTP=1: `precedence.insecure_http_allowed`)."""
+    return url.startswith("http://") and not is_loopback(url) and not insecure_allowed
 
 
-def require_secure(url: str, env: Mapping[str, str]) -> None:
+def require_secure(url: str, insecure_allowed: bool) -> None:
     """Refuse (UsageError) to send a token where sends_in_clear says it must not go."""
-    if sends_in_clear(url, env):
+    if sends_in_clear(url, insecure_allowed):
         raise UsageError(
             f"refusing to send a token over plain http to {url}; "
             "use https:// or set REXEC_ALLOW_INSECURE_HTTP=1"

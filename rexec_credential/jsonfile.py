@@ -7,11 +7,12 @@ writes its lockfiles: a reader sees the old file or the new one, never half of o
 caller holds the directory's lock (storage.py) while it writes.
 
 A file that another program rewrites in place (the Rexec CLI truncates config.json, then
-writes it) can be seen empty or cut short for an instant: with `settle`, such a read is
-tried again for that long before the file counts as corrupted, and a file that stays
-empty holds nothing. A file changed within the last second may be in the middle of such a
-write on a busy disk (the truncation is visible before the data), so it gets up to a
-second.
+writes it) can be seen empty or cut short for an instant. With a `settle` (storage gives
+config.json 0.1 s, credentials.json none), such a read is tried again every RETRY_PAUSE
+for up to `settle` seconds, or up to RECENT (1 s) when the file changed within the last
+second: on a busy disk the truncation is visible before the data. Then a file that is
+still empty holds nothing, and one still not a JSON object is Corrupted. Without a
+`settle`, the first read decides.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ if TYPE_CHECKING:
 
 BACKUP_MARK = ".corrupt-"  # <file>.corrupt-<UTC time>: a corrupted file moved aside
 RETRY_PAUSE = 0.005  # seconds between reads of a file that is being rewritten
-RECENT = 1.0  # seconds: a file changed this recently may be mid-write; wait up to this long
+RECENT = 1.0  # seconds: a file changed this recently may be mid-write; read it up to this long
 
 
 class Corrupted(StorageError):

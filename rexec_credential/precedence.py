@@ -1,19 +1,32 @@
-"""Which host and token a command uses, and where each came from. Pure.
+"""Which host and token a command uses, where each came from, and what the environment says.
 
 Precedence, highest first: command-line option, environment (REXEC_HOST, REXEC_TOKEN),
-the config file, the default host. The rules about the environment live here and
-nowhere else:
+the config file, the default host. The rules about the environment live here: every
+variable a command acts on is read here, and lower modules get plain values (`hosts`
+a bool, `Storage` a directory). The exceptions are named where they are: REXEC_TRACE
+(`Context.trace` looks at it, `trace.start` reads its value, so that `trace` stays off
+`get`'s path), git's own variables (`gitsetup` finds git's config files as git does),
+and what the standard library and requests read for themselves (BROWSER, the proxies).
 
 - REXEC_TOKEN answers first, for the effective host only, and never for a plain-http
-  host that is not loopback (every command refuses to send it there);
+  host that is not loopback (every command refuses to send it there), unless
+  REXEC_ALLOW_INSECURE_HTTP=1 (`insecure_http_allowed`);
 - REXEC_TOKEN is trimmed as a login token is (`tokens.trim`), and that trimmed value is
   the one never written to disk: it is what `kept_out` gives the store;
 - a stored token is bound to the host it was issued for: with REXEC_HOST elsewhere, the
   config's token is not used (a login stored for that host is);
-- an empty git request (`rexec-credential get </dev/null`) asks for the effective host.
+- an empty git request (`rexec-credential get </dev/null`) asks for the effective host;
+- the files live in REXEC_CONFIG_DIR, else $HOME/.rexec (`config_directory`); a private
+  CA is REQUESTS_CA_BUNDLE, else CURL_CA_BUNDLE (`ca_bundle`); NO_COLOR set and not
+  empty turns colour off (`colour_allowed`).
+
+Pure: values in, values out (`config_directory` asks the system for the home directory
+only when the environment names none).
 """
 
 from __future__ import annotations
+
+import os
 
 from . import hosts, records, tokens
 from .errors import StorageError
@@ -28,6 +41,10 @@ if TYPE_CHECKING:
 
 ENV_TOKEN = "REXEC_TOKEN"
 ENV_HOST = "REXEC_HOST"
+ENV_ALLOW_INSECURE_HTTP = "REXEC_ALLOW_INSECURE_HTTP"
+ENV_CONFIG_DIR = "REXEC_CONFIG_DIR"
+ENV_CA_BUNDLES = ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE")  # in the order requests reads them
+ENV_NO_COLOR = "NO_COLOR"
 
 
 class Resolved:
@@ -55,7 +72,7 @@ class Resolved:
         source and kind (its redacted form, never the token)."""
         lines = [f"host {self.host} (from {SOURCES[self.host_source]})"]
         if not self.token:
-            lines.append("no token for this host: REXEC_TOKEN unset, no stored login for it")
+            lines.append(f"no token for this host: {ENV_TOKEN} unset, no stored login for it")
         elif self.token_source == "env":
             lines.append(f"token from {ENV_TOKEN}: {tokens.redact(self.token)}")
         elif self.account is not None:
@@ -78,6 +95,32 @@ def kept_out(env: Mapping[str, str]) -> tuple[str, ...]:
     """Tokens that must never be written: REXEC_TOKEN's value."""
     token = env_token(env)
     return (token,) if token else ()
+
+
+def insecure_http_allowed(env: Mapping[str, str]) -> bool:
+    """REXEC_ALLOW_INSECURE_HTTP=1 (exactly): a token may go over plain http to a host that
+    is not loopback (`hosts.sends_in_clear` is given this)."""
+    return env.get(ENV_ALLOW_INSECURE_HTTP) == "1"
+
+
+def config_directory(env: Mapping[str, str]) -> str:
+    """Where config.json and credentials.json live: REXEC_CONFIG_DIR, else $HOME/.rexec."""
+    override = env.get(ENV_CONFIG_DIR)
+    if override:
+        return override
+    home = env.get("HOME") or os.path.expanduser("~")
+    return os.path.join(home, ".rexec")
+
+
+def ca_bundle(env: Mapping[str, str]) -> str | None:
+    """The CA certificates that verify a server: REQUESTS_CA_BUNDLE, else CURL_CA_BUNDLE, as
+    requests reads them; None: the default ones. Verification itself is never turned off."""
+    return next((env[name] for name in ENV_CA_BUNDLES if env.get(name)), None)
+
+
+def colour_allowed(env: Mapping[str, str]) -> bool:
+    """False when NO_COLOR is set to anything but the empty text (no-color.org)."""
+    return not env.get(ENV_NO_COLOR)
 
 
 def effective_host(
@@ -210,7 +253,7 @@ def env_decision(
     if not token.isprintable():
         return None, "holds control characters: not answered"  # no header could carry it
     host, source = effective_host(state, env)
-    if hosts.sends_in_clear(host, env):
+    if hosts.sends_in_clear(host, insecure_http_allowed(env)):
         return None, f"not answered for {host}: plain http to a host that is not loopback"
     claimed = tokens.jwt_claims(token).get("username")
     # An API token names no user: any username asked for is taken, else the placeholder.

@@ -1,6 +1,6 @@
 """The ~/.rexec directory: config.json and credentials.json under one lock. Filesystem only.
 
-`load()` reads both files (never waiting, never writing). `update(change)` takes the
+`load()` reads both files (never taking the lock, never writing). `update(change)` takes the
 advisory lock — flock on `config.json.lock`, which the kernel releases if the process
 dies, so a lock is never stale — reads both files, lets `change` edit the State, and
 writes each file whose content the change made different from what was read (comparing
@@ -38,19 +38,13 @@ if TYPE_CHECKING:
 CONFIG_NAME = "config.json"
 CREDENTIALS_NAME = "credentials.json"
 LOCK_NAME = CONFIG_NAME + ".lock"  # the name earlier versions lock, so they serialise with us
-SETTLE = 0.1  # seconds an empty or cut-short config.json is read again (the Rexec CLI writing)
+# Seconds an empty or cut-short config.json is read again before it counts as empty or
+# corrupted (the Rexec CLI rewrites it in place); jsonfile.RECENT (1 s) instead when the file
+# changed within the last second. credentials.json, written only by us, is not read again.
+SETTLE = 0.1
 LOCK_WAIT = 10.0  # seconds a writer waits for the lock, as git waits for its config lock
 LOCK_POLL = 0.05  # seconds between tries of a held lock
 ATTEMPTS = 20  # read-change-write rounds when config.json keeps changing under us
-
-
-def directory_for(env: Mapping[str, str]) -> str:
-    """REXEC_CONFIG_DIR, else $HOME/.rexec."""
-    override = env.get("REXEC_CONFIG_DIR")
-    if override:
-        return override
-    home = env.get("HOME") or os.path.expanduser("~")
-    return os.path.join(home, ".rexec")
 
 
 class Storage:

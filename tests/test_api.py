@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import struct
 
 import pytest
 from helpers import eventually
@@ -90,6 +91,94 @@ def test_connection_refused_is_a_service_error():
     sock.close()
     with pytest.raises(ServiceError, match="connection refused"):
         client(f"http://127.0.0.1:{port}").profile("x.y.z")
+
+
+# -- why a request failed is told by the types of the errors, never by their texts ----------
+
+
+@pytest.fixture
+def misbehaving():
+    """misbehaving(act) → the URL of a loopback server that reads each request's head, then
+    lets act(connection) answer it (or not)."""
+    import threading
+
+    servers = []
+
+    def start(act) -> str:
+        server = socket.socket()
+        server.bind(("127.0.0.1", 0))
+        server.listen(8)
+        servers.append(server)
+
+        def serve():
+            while True:
+                try:
+                    conn, _ = server.accept()
+                except OSError:
+                    return  # closed: the test is over
+                with conn:
+                    head = b""
+                    while b"\r\n\r\n" not in head:
+                        chunk = conn.recv(65536)
+                        if not chunk:
+                            break
+                        head += chunk
+                    act(conn)
+
+        threading.Thread(target=serve, daemon=True).start()
+        return f"http://127.0.0.1:{server.getsockname()[1]}"
+
+    yield start
+    for server in servers:
+        server.close()
+
+
+def _reset(conn):
+    """Close with a TCP reset (SO_LINGER 0) instead of an orderly close."""
+    conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    conn.close()
+
+
+def _close(conn):
+    conn.shutdown(socket.SHUT_RDWR)
+
+
+HEAD = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n"
+
+
+@pytest.mark.parametrize(
+    "act, reason",
+    [
+        (_reset, "connection dropped"),  # ConnectionResetError
+        (_close, "connection dropped"),  # http.client's RemoteDisconnected
+        (lambda c: c.sendall(b"SSH-2.0-OpenSSH_9.6\r\n"), "connection dropped"),  # no HTTP
+        (lambda c: (c.sendall(HEAD + b'{"user":'), _reset(c)), "connection dropped"),
+        (lambda c: (c.sendall(HEAD + b'{"user":'), _close(c)), "connection failed"),
+    ],
+    ids=["reset", "closed", "not-http", "reset-in-the-body", "body-cut-short"],
+)
+def test_a_connection_that_fails_is_named_by_how_it_failed(misbehaving, act, reason):
+    url = misbehaving(act)
+    with pytest.raises(ServiceError) as info:
+        client(url).profile("x.y.z")
+    assert info.value.message == f"cannot reach Rexec service at {url}: {reason}"
+
+
+def test_a_host_that_does_not_resolve_is_named_as_such():
+    """Its name holds the words the error texts once were searched for ("refused", "reset"):
+    they do not matter. What the resolver says decides (a name it does not know: not
+    found; no resolver to ask: a failed connection)."""
+    host = "rexec-refused-reset.invalid"
+    try:
+        socket.getaddrinfo(host, 443)
+    except socket.gaierror as exc:
+        known = exc.errno == socket.EAI_NONAME
+    else:
+        pytest.skip("this resolver answers for .invalid names")
+    with pytest.raises(ServiceError) as info:
+        client(f"https://{host}").profile("x.y.z")
+    reason = "host not found" if known else "connection failed"
+    assert info.value.message == f"cannot reach Rexec service at https://{host}: {reason}"
 
 
 def test_read_timeout_is_a_service_error_and_not_retried(standin, monkeypatch):

@@ -718,28 +718,55 @@ ALLOWED_BEYOND_JSON = {
     "importlib._bootstrap_external",
     "warnings",
 }
+
+# What `get` must never load: each a cost git pays on every fetch, or a sign that `get` went
+# down a path it must not (the lock, a request, a prompt). json, base64 and binascii are not
+# here: `get` parses the two files and a JWT's claims with them.
 FORBIDDEN = {
-    "requests",
-    "urllib3",
-    "docopt",
-    "typing",
-    "dataclasses",
-    "re",
-    "urllib",
-    "urllib.parse",
-    "inspect",
-    "socket",
-    "ssl",
-    "http",
-    "http.client",
-    "email",
-    "argparse",
-    "logging",
-    "subprocess",
-    "threading",
-    "datetime",
-    "locale",
-    "fcntl",
+    "requests": "the HTTP client: only api imports it, and get asks no server",
+    "urllib3": "requests' transport",
+    "http": "the standard HTTP package, which requests' transport loads",
+    "http.client": "the standard HTTP client, which requests' transport loads",
+    "email": "http.client's header parser",
+    "socket": "get opens no connection",
+    "ssl": "OpenSSL's bindings: get opens no connection",
+    "docopt": "the full command-line parser: git's two forms are read by quick_parse",
+    "argparse": "another parser, and a large one: nothing of ours uses it",
+    "typing": "annotations are postponed; type-only imports sit under TYPE_CHECKING = False",
+    "re": "json loads it itself (as in the floor), but no module of ours on get's path "
+    "imports it: hosts and tokens look for 'rexec_' or 'eyJ' by hand before any pattern",
+    "dataclasses": "it loads inspect; our records are plain classes with __slots__",
+    "inspect": "large (dis, tokenize, ...); nothing on get's path introspects",
+    "urllib": "URL quoting for login and logout; get decodes git's url= by hand",
+    "urllib.parse": "only for a url= that holds a %-escape (none of the requests here)",
+    "subprocess": "configure and unconfigure run git; get runs nothing",
+    "threading": "the callback server and whoami --all's checks; get waits for nothing",
+    "fcntl": "the lock: get only reads, and never takes it",
+    "datetime": "get compares Unix seconds; nothing of ours formats a datetime",
+    "calendar": "api reads a token's RFC 3339 expiry; get never does",
+    "locale": "date and number formatting; get formats neither",
+    "logging": "large, and nothing of ours logs",
+    "contextlib": "the terminal's context managers; get holds none",
+    "hashlib": "OpenSSL's hashes: the answer page's script hash",
+    "hmac": "the callback's constant-time nonce comparison",
+    "secrets": "the callback's nonce",
+    "socketserver": "the callback server",
+    "http.server": "the callback server",
+    "html": "the answer page",
+    "webbrowser": "rexec-login opens a browser",
+    "getpass": "hidden input at a terminal",
+    "termios": "hidden input at a terminal",
+    "select": "rexec-login's wait for a pasted token",
+    "rexec_credential.api": "the HTTP client (and requests with it)",
+    "rexec_credential.callback": "rexec-login's loopback server",
+    "rexec_credential.answer_page": "rexec-login's answer page",
+    "rexec_credential.paste": "what a person pastes while rexec-login waits",
+    "rexec_credential.terminal": "prompts, countdown, pasted lines",
+    "rexec_credential.gitsetup": "configure and unconfigure",
+    "rexec_credential.trace": "only when REXEC_TRACE is set (the tests unset it)",
+    "rexec_credential.commands.login": "another command",
+    "rexec_credential.commands.logout": "another command",
+    "rexec_credential.commands.whoami": "another command",
 }
 HARNESS = """
 import sys
@@ -790,7 +817,7 @@ def test_get_imports_nothing_beyond_json(config_path, monkeypatch, argv, stdin, 
         "-c", "import sys, json; sys.stderr.write('MODULES ' + ' '.join(sys.modules))", stdin=b""
     )
     extra = {m for m in modules - floor if not m.startswith("rexec_credential")}
-    assert not modules & FORBIDDEN - floor
+    assert not modules & FORBIDDEN.keys() - floor
     assert extra <= ALLOWED_BEYOND_JSON, sorted(extra - ALLOWED_BEYOND_JSON)
     assert not {"rexec_credential.api", "rexec_credential.commands.login"} & modules
 
@@ -804,41 +831,83 @@ def test_the_trace_module_is_imported_only_when_rexec_trace_is_set(config_path, 
     assert "docopt" not in modules and "requests" not in modules
 
 
-def test_installed_get_importtime_has_no_http_stack_or_docopt(config_path):
-    """The real executable under -X importtime: no requests, docopt or typing."""
-    record_login(config_path.parent, HOST, API_TOKEN)
+# Runs an installed executable (its path, then its arguments) as git would, with the
+# interpreter's site and the install's finder, after `import json` (the bench's floor), and
+# reports the modules loaded beyond that (NEW) and every module an `import` statement of
+# ours names, loaded already or not (DIRECT): json loads re, so only DIRECT shows that a
+# module of ours imports it.
+INSTALLED_HARNESS = """
+import builtins, json, sys
+script = sys.argv[1]
+sys.argv = sys.argv[1:]
+with open(script) as file:
+    code = compile(file.read(), script, "exec")
+original, direct = builtins.__import__, set()
+def recording(name, globals=None, locals=None, fromlist=(), level=0):
+    importer = (globals or {}).get("__name__", "")
+    if level == 0 and (importer == "__main__" or importer.startswith("rexec_credential")):
+        direct.update([name, *(name + "." + item for item in fromlist or ())])
+    return original(name, globals, locals, fromlist, level)
+before = set(sys.modules)
+builtins.__import__ = recording
+try:
+    exec(code, {"__name__": "__main__", "__file__": script})
+finally:
+    builtins.__import__ = original
+    sys.stderr.write("NEW " + " ".join(sorted(set(sys.modules) - before)) + "\\n")
+    sys.stderr.write("DIRECT " + " ".join(sorted(direct)) + "\\n")
+"""
+
+
+def _installed(name: str, *argv: str, stdin: bytes) -> tuple:
+    """Run the installed executable under INSTALLED_HARNESS: the process, and NEW and DIRECT."""
     proc = subprocess.run(
-        [sys.executable, "-X", "importtime", str(BIN_DIR / "rexec-credential"), "get"],
-        input=REXEC.encode(),
+        [sys.executable, "-c", INSTALLED_HARNESS, str(BIN_DIR / name), *argv],
+        input=stdin,
         capture_output=True,
         timeout=60,
     )
-    assert proc.returncode == 0 and b"password=" in proc.stdout
-    imported = _importtime_modules(proc.stderr)
-    assert "rexec_credential.state" in imported  # (import_module()'s imports are not logged)
-    # What the interpreter imports before any of our code (site, an editable install's
-    # finder: on 3.9 importlib.util pulls in typing) is not ours to save.
-    floor = _importtime_modules(
-        subprocess.run(
-            [sys.executable, "-X", "importtime", "-c", "0"], capture_output=True, timeout=60
-        ).stderr
-    )
-    assert not (imported - floor) & {
-        "requests",
-        "urllib3",
-        "docopt",
-        "typing",
-        "dataclasses",
-        "inspect",
-        "socket",
-        "ssl",
-        "http.client",
+    found = {
+        line.split(" ", 1)[0]: set(line.split()[1:])
+        for line in proc.stderr.decode().splitlines()
+        if line.startswith(("NEW ", "DIRECT "))
     }
+    assert set(found) == {"NEW", "DIRECT"}, proc.stderr.decode()
+    return proc, found
 
 
-def _importtime_modules(stderr: bytes) -> set:
-    return {
-        line.rsplit("|", 1)[1].strip()
-        for line in stderr.decode().splitlines()
-        if line.startswith("import time:") and "|" in line
-    }
+@pytest.mark.parametrize(
+    "name, argv, stdin, answer",
+    [
+        ("rexec-credential", ["get"], REXEC, "password="),
+        ("git-credential-rexec", ["get"], REXEC, "password="),
+        ("git-credential-rexec", ["get"], "", "password="),
+        (
+            "git-credential-rexec",
+            ["--bearer", "get"],
+            "capability[]=authtype\n" + REXEC,
+            "credential=",
+        ),
+    ],
+    ids=["rexec-credential", "git-credential-rexec", "empty", "bearer"],
+)
+def test_installed_get_imports_nothing_forbidden(
+    config_path, monkeypatch, name, argv, stdin, answer
+):
+    """The installed executables, as git runs them: beyond `import json`, get loads none of
+    FORBIDDEN, and no module of ours imports one (not even one something else loaded first:
+    re, or on 3.9 typing, which an editable install's finder loads before our code)."""
+    record_login(config_path.parent, HOST, jwt(username="johndoe", exp=NOW * 2))
+    monkeypatch.delenv("REXEC_TRACE", raising=False)
+    proc, found = _installed(name, *argv, stdin=stdin.encode())
+    assert proc.returncode == 0 and answer.encode() in proc.stdout, proc.stderr
+    assert "rexec_credential.state" in found["NEW"]  # the harness sees what get loads
+    assert not found["NEW"] & FORBIDDEN.keys(), sorted(found["NEW"] & FORBIDDEN.keys())
+    assert not found["DIRECT"] & FORBIDDEN.keys(), sorted(found["DIRECT"] & FORBIDDEN.keys())
+
+
+def test_the_installed_harness_sees_an_import_of_ours_and_what_it_loads():
+    """The control for the test above: `--version` goes through docopt, which cli imports."""
+    proc, found = _installed("rexec-credential", "--version", stdin=b"")
+    assert proc.returncode == 0 and proc.stdout.startswith(b"rexec-credential ")
+    assert "docopt" in found["NEW"] and "docopt" in found["DIRECT"]

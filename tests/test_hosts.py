@@ -110,11 +110,13 @@ def test_is_loopback(url, loopback):
 
 
 def test_plain_http_refused_for_remote_hosts_unless_allowed():
+    """`insecure_allowed` is what precedence.insecure_http_allowed reads from the environment
+    (REXEC_ALLOW_INSECURE_HTTP=1: tests/test_precedence.py)."""
     with pytest.raises(UsageError, match="REXEC_ALLOW_INSECURE_HTTP"):
-        hosts.require_secure("http://example.com", {})
-    hosts.require_secure("http://example.com", {"REXEC_ALLOW_INSECURE_HTTP": "1"})
-    hosts.require_secure("http://127.0.0.1:9", {})
-    hosts.require_secure("https://example.com", {})
+        hosts.require_secure("http://example.com", False)
+    hosts.require_secure("http://example.com", True)
+    hosts.require_secure("http://127.0.0.1:9", False)
+    hosts.require_secure("https://example.com", False)
 
 
 # -- what counts as loopback: literal addresses and `localhost` only -------------------------
@@ -142,7 +144,7 @@ def test_is_loopback_only_for_literal_addresses_and_localhost(url, loopback):
 
 def test_plain_http_to_a_name_starting_with_127_is_refused():
     with pytest.raises(UsageError, match="refusing to send a token over plain http"):
-        hosts.require_secure("http://127.0.0.1.evil.example:8080", {})
+        hosts.require_secure("http://127.0.0.1.evil.example:8080", False)
 
 
 @pytest.mark.parametrize(

@@ -143,3 +143,43 @@ def test_resolve_says_whether_the_token_is_the_active_logins():
     on_staging = precedence.resolve(state(), {"REXEC_HOST": STAGING}, None, NOW)
     assert (on_staging.account.username, on_staging.active) == ("ci", False)
     assert precedence.resolve(state(), {"REXEC_TOKEN": ENV}, None, NOW).active is False
+
+
+# -- the other variables: each read here, a plain value handed down -------------------------
+
+
+def test_the_config_directory_defaults_to_home_and_honours_the_override(home):
+    assert precedence.config_directory({"HOME": str(home)}) == str(home / ".rexec")
+    assert precedence.config_directory({"HOME": str(home), "REXEC_CONFIG_DIR": "/x/y"}) == "/x/y"
+    assert precedence.config_directory({"HOME": str(home), "REXEC_CONFIG_DIR": ""}) == str(
+        home / ".rexec"
+    )
+
+
+@pytest.mark.parametrize(
+    "value, allowed", [(None, False), ("1", True), ("", False), ("0", False), ("true", False)]
+)
+def test_plain_http_is_allowed_only_by_rexec_allow_insecure_http_1(value, allowed):
+    env = {} if value is None else {"REXEC_ALLOW_INSECURE_HTTP": value}
+    assert precedence.insecure_http_allowed(env) is allowed
+
+
+@pytest.mark.parametrize(
+    "env, bundle",
+    [
+        ({}, None),
+        ({"REQUESTS_CA_BUNDLE": "/ca/requests.pem"}, "/ca/requests.pem"),
+        ({"CURL_CA_BUNDLE": "/ca/curl.pem"}, "/ca/curl.pem"),
+        ({"REQUESTS_CA_BUNDLE": "/ca/r.pem", "CURL_CA_BUNDLE": "/ca/c.pem"}, "/ca/r.pem"),
+        ({"REQUESTS_CA_BUNDLE": "", "CURL_CA_BUNDLE": "/ca/c.pem"}, "/ca/c.pem"),
+    ],
+)
+def test_the_ca_bundle_is_requests_then_curls(env, bundle):
+    assert precedence.ca_bundle(env) == bundle
+
+
+@pytest.mark.parametrize(
+    "env, allowed", [({}, True), ({"NO_COLOR": ""}, True), ({"NO_COLOR": "1"}, False)]
+)
+def test_no_color_set_and_not_empty_turns_colour_off(env, allowed):
+    assert precedence.colour_allowed(env) is allowed

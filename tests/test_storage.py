@@ -21,7 +21,8 @@ from helpers import NOW, read_json, write_json
 
 from rexec_credential.accounts import Account
 from rexec_credential.errors import StorageError
-from rexec_credential.storage import Storage, directory_for
+from rexec_credential.precedence import config_directory
+from rexec_credential.storage import Storage
 
 DATA = Path(__file__).parent / "data"
 
@@ -37,7 +38,7 @@ def warnings():
 
 @pytest.fixture
 def box(home, warnings) -> Storage:
-    return Storage(directory_for({"HOME": str(home)}), warnings.append)
+    return Storage(config_directory({"HOME": str(home)}), warnings.append)
 
 
 def put(key, value):
@@ -55,11 +56,6 @@ def add(record):
 
 
 CRED = {"protocol": "https", "host": "example.com", "username": "u", "password": "p"}
-
-
-def test_directory_defaults_to_home_and_honours_override(home):
-    assert directory_for({"HOME": str(home)}) == str(home / ".rexec")
-    assert directory_for({"HOME": str(home), "REXEC_CONFIG_DIR": "/x/y"}) == "/x/y"
 
 
 def test_missing_files_load_as_empty(box):
@@ -494,7 +490,7 @@ CLI_LOGIN = {
 
 
 def traced(home, lines: list) -> Storage:
-    return Storage(directory_for({"HOME": str(home)}), lines.append, trace=lines.append)
+    return Storage(config_directory({"HOME": str(home)}), lines.append, trace=lines.append)
 
 
 def fingerprint(path: str) -> tuple:

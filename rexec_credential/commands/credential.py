@@ -183,7 +183,7 @@ def _trace_answer(
     ctx: Context, found: precedence.Answer, state: State, request: Query, now: float
 ) -> None:
     trace = ctx.trace
-    trace(f"REXEC_TOKEN: {found.env_reason or 'answers'}")
+    trace(f"{precedence.ENV_TOKEN}: {found.env_reason or 'answers'}")
     if found.record is None:
         query = found.query
         asked = " ".join(f"{k}={query[k]}" for k in records.MATCH_KEYS if k in query)
@@ -196,7 +196,7 @@ def _trace_answer(
         return
     form = "authtype Bearer" if records.has_credential(found.record) else "username and password"
     if found.source == "env":
-        what = "REXEC_TOKEN"
+        what = precedence.ENV_TOKEN
     elif found.login is not None:
         what = f"the login {found.login.describe()}"
     else:
@@ -208,4 +208,4 @@ def _not_stored(request: Query, now: float) -> str:
     """Why store kept nothing (a trace line)."""
     if records.storable(request, now) is None:
         return "nothing stored: a key is missing, or it is ephemeral or expired"
-    return "nothing stored: already stored, or REXEC_TOKEN's value (never written)"
+    return f"nothing stored: already stored, or {precedence.ENV_TOKEN}'s value (never written)"

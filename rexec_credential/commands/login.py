@@ -155,8 +155,8 @@ def establish(ctx: Context, host: str, token: str, device: Device | None = None)
             ctx.trace(f"device token {tokens.redact(made['token'])} made: {made['name']}")
     if account.token in precedence.kept_out(ctx.env):
         ctx.warn(
-            "note: this token is the value of REXEC_TOKEN, which is never written to disk; "
-            "not stored"
+            f"note: this token is the value of {precedence.ENV_TOKEN}, which is never written to "
+            "disk; not stored"
         )
     else:
         ctx.storage.update(lambda state: state.log_in(account))
@@ -293,7 +293,10 @@ def switch(args: Args, ctx: Context) -> int:
     ctx.storage.update(lambda s: s.switch(target, now))
     ctx.success(f"Switched to {target.describe()}")
     if env_token(ctx.env):
-        ctx.warn("note: REXEC_TOKEN is set in this environment and is used before any stored login")
+        ctx.warn(
+            f"note: {precedence.ENV_TOKEN} is set in this environment and is used before any "
+            "stored login"
+        )
     return 0
 
 
@@ -377,7 +380,7 @@ def browser_login(args: Args, ctx: Context, host: str, device: Device | None) ->
     """The browser flow through a one-time loopback callback (docs/contract.md §5)."""
     port = _parse_port(args["--port"])
     deadline = ctx.monotonic() + _parse_timeout(args["--timeout"])
-    hosts.require_secure(host, ctx.env)
+    hosts.require_secure(host, precedence.insecure_http_allowed(ctx.env))
     attempt = _Attempt(ctx, host, device)
     server = CallbackServer(attempt, port)
     try:

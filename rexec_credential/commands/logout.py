@@ -77,7 +77,10 @@ def run(args: Args, ctx: Context) -> int:
             "and its token was not revoked on any server"
         )
     if precedence.env_token(ctx.env):
-        ctx.warn("note: REXEC_TOKEN is still set in this environment; unset it to log out fully")
+        ctx.warn(
+            f"note: {precedence.ENV_TOKEN} is still set in this environment; "
+            "unset it to log out fully"
+        )
     return 0
 
 

@@ -124,7 +124,7 @@ def run(args: Args, ctx: Context) -> int:
     except AuthError as exc:
         if login.token_source != "env":
             raise
-        raise AuthError(f"{exc.message} (the token comes from REXEC_TOKEN)") from None
+        raise AuthError(f"{exc.message} (the token comes from {precedence.ENV_TOKEN})") from None
     account = login.account or Account(login.host, "", login.token)
     source = "env" if login.token_source == "env" else "config" if login.active else "credentials"
     shown = _Login(account, source, login.active)
@@ -152,9 +152,10 @@ def _all(args: Args, ctx: Context) -> int:
         raise AuthError(NOT_LOGGED_IN.format(where=""))
     now = ctx.clock()
     offline = bool(args.get("--offline"))
+    first = f" ({precedence.ENV_TOKEN} first)" if env_token else ""
     ctx.trace(
         f"{len(logins)} login{'s' if len(logins) != 1 else ''} to "
-        f"{'list' if offline else 'check'}{' (REXEC_TOKEN first)' if env_token else ''}"
+        f"{'list' if offline else 'check'}{first}"
     )
     threads = [
         threading.Thread(target=login.check, args=(ctx, now, True, offline), daemon=True)
@@ -227,7 +228,7 @@ def _block(ctx: Context, login: _Login, single: bool) -> None:
     facts = login.facts()
     marks = [
         m
-        for m, on in (("active", login.active), ("REXEC_TOKEN", login.source == "env"))
+        for m, on in (("active", login.active), (precedence.ENV_TOKEN, login.source == "env"))
         if on and not single
     ]
     ctx.out(ctx.colour("User Profile", "1") + (f"  ({', '.join(marks)})" if marks else ""))
@@ -248,7 +249,7 @@ def _block(ctx: Context, login: _Login, single: bool) -> None:
 
 def _source(login: _Login) -> str:
     return {
-        "env": "REXEC_TOKEN",
+        "env": precedence.ENV_TOKEN,
         "config": "the config file",
         "credentials": "credentials.json",
     }[login.source]
@@ -260,7 +261,7 @@ def with_remedy(exc: TokenRejected, source: str) -> str:
         return f"{exc.message}. Unlock it in the Rexec web app, then try again."
     if source == "env":
         return (
-            f"{exc.message}. The token comes from REXEC_TOKEN: set a valid one, "
+            f"{exc.message}. The token comes from {precedence.ENV_TOKEN}: set a valid one, "
             "or unset it and run 'rexec-login'."
         )
     return f"{exc.message}. Run 'rexec-login' to log in again."
