@@ -1,4 +1,5 @@
-"""The edge: parse the usage docstring, --help/--version, errors → exit codes."""
+"""The edge: parse the usage docstring into the command's Options, --help/--version,
+errors → exit codes."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any, NoReturn
 
+    from .commands import Options
     from .context import Context
 
 USAGE_ERROR = 2
@@ -55,15 +57,15 @@ def main(command: str, argv: list[str], ctx: Context, prog: str | None = None) -
             return args
     if trace.on:
         trace(f"arguments: {_named(args) or 'none'}")
-    status = _run(module, args, ctx, prog, usage)
+    status = _run(module, module.Options.from_docopt(args), ctx, prog, usage)
     if trace.on:
         trace(f"exit {status} after {round((ctx.monotonic() - started) * 1000)} ms")
     return status
 
 
-def _run(module: Any, args: dict[str, Any], ctx: Context, prog: str | None, usage: str) -> int:
+def _run(module: Any, opts: Options, ctx: Context, prog: str | None, usage: str) -> int:
     try:
-        status: int = module.run(args, ctx)
+        status: int = module.run(opts, ctx)
         return status
     except UsageError as exc:
         ctx.warn(f"{prog or _program(usage)}: {exc.message}")
