@@ -1,4 +1,5 @@
-"""The edge: parse the usage docstring, --help/--version, errors → exit codes."""
+"""The edge: parse the usage docstring into the command's Options, --help/--version,
+errors → exit codes."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any, NoReturn
 
+    from .commands import Options
     from .context import Context
 
 USAGE_ERROR = 2
@@ -55,15 +57,15 @@ def main(command: str, argv: list[str], ctx: Context, prog: str | None = None) -
             return args
     if trace.on:
         trace(f"arguments: {_named(args) or 'none'}")
-    status = _run(module, args, ctx, prog, usage)
+    status = _run(module, module.Options.from_docopt(args), ctx, prog, usage)
     if trace.on:
         trace(f"exit {status} after {round((ctx.monotonic() - started) * 1000)} ms")
     return status
 
 
-def _run(module: Any, args: dict[str, Any], ctx: Context, prog: str | None, usage: str) -> int:
+def _run(module: Any, opts: Options, ctx: Context, prog: str | None, usage: str) -> int:
     try:
-        status: int = module.run(args, ctx)
+        status: int = module.run(opts, ctx)
         return status
     except UsageError as exc:
         ctx.warn(f"{prog or _program(usage)}: {exc.message}")
@@ -124,31 +126,31 @@ def usage_for(prog: str, usage: str) -> str:
 
 
 def unknown_option(usage: str, argv: list[str]) -> str | None:
-    """The first option in argv that the usage does not know, by its name only."""
-    import re
+    """The first option in argv that the usage does not know, by its name only.
 
-    known = set(re.findall(r"(?<![\w-])(--?[A-Za-z][\w-]*)", usage))
-    takes_value = set(re.findall(r"(?<![\w-])(--[A-Za-z][\w-]*)=", usage))
-    skip = False
-    for arg in argv:
-        if skip:
-            skip = False
-            continue
-        if arg == "--":
-            return None
-        if arg.startswith("--"):
-            name = arg.partition("=")[0]
-            matches = [k for k in known if k.startswith(name) and k.startswith("--")]
-            if name in known or len(matches) == 1:  # docopt takes a unique prefix
-                full = name if name in known else matches[0]
-                skip = full in takes_value and "=" not in arg
-                continue
-            return _shown(name)
-        if arg.startswith("-") and len(arg) > 1:
-            for letter in arg[1:]:
-                if f"-{letter}" not in known:
-                    return _shown(f"-{letter}")
-    return None
+    DocoptExit does not name it (its `left` is empty then, and its message shows the
+    leftover arguments with their values, which may be a token). But docopt's own argv
+    parser adds each option it does not know to the option list it is given, so argv is
+    parsed once more with the usage's options and the first one added is the answer:
+    prefixes, `--opt=value`, bundled short options and `--` as docopt reads them. (These
+    functions are docopt-ng's, outside its `__all__`: tests/test_cli.py holds them to it.)
+    """
+    import docopt
+
+    sections = docopt.parse_docstring_sections(usage)
+    options = docopt.parse_options(sections.before_usage)
+    options += docopt.parse_options(sections.after_usage)
+    docopt.parse_pattern(docopt.formal_usage(sections.usage_body), options)  # usage-only options
+    known = len(options)
+    rest = docopt.Tokens(argv)
+    while True:
+        try:
+            docopt.parse_argv(rest, options)
+            break
+        except docopt.DocoptExit:  # a known option without its value, or with one too many:
+            continue  # the options after it are read all the same
+    unknown = options[known:]
+    return _shown(unknown[0].name or "") if unknown else None
 
 
 def _shown(name: str) -> str | None:

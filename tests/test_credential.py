@@ -626,7 +626,8 @@ def test_quick_parse_only_takes_gits_forms():
 
 @pytest.mark.parametrize("op", ["get", "store", "erase", "capability"])
 def test_docopt_form_runs_the_same(config_path, op):
-    """Should argv ever go through docopt, run() gets docopt's dict and does the same."""
+    """Should argv ever go through docopt, run() gets Options read from docopt's dict and
+    does the same."""
     from docopt import docopt
 
     record_login(config_path.parent, HOST, API_TOKEN)
@@ -641,7 +642,7 @@ def test_docopt_form_runs_the_same(config_path, op):
         stderr=err,
         clock=lambda: NOW,
     )
-    assert credential.run(dict(args), ctx) == quick.code
+    assert credential.run(credential.Options.from_docopt(args), ctx) == quick.code
     assert (out.getvalue(), err.getvalue()) == (quick.out, quick.err)
 
 

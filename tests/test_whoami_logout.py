@@ -9,8 +9,6 @@ import pytest
 from conftest import call, run_bin
 from helpers import login_with_token
 
-import rexec_credential
-
 
 @pytest.fixture
 def logged_in(standin, config_path):
@@ -167,50 +165,6 @@ def test_logout_mentions_a_remaining_rexec_token(monkeypatch):
     result = call("logout", [])
     assert result.code == 0 and "REXEC_TOKEN is still set" in result.err
     assert "rexec_aaaa" not in result.err
-
-
-@pytest.mark.parametrize(
-    "name",
-    ["rexec-login", "rexec-logout", "rexec-whoami", "rexec-credential", "git-credential-rexec"],
-)
-def test_every_executable_has_help_and_version(name):
-    helped = run_bin(name, "--help")
-    assert helped.code == 0 and "Usage:" in helped.out and helped.err == ""
-    version = run_bin(name, "--version")
-    assert version.code == 0 and version.out.strip().endswith(rexec_credential.__version__)
-
-
-@pytest.mark.parametrize("name", ["rexec-login", "rexec-logout", "rexec-whoami"])
-def test_usage_errors_exit_2_with_one_line_and_no_argv_echo(name):
-    result = run_bin(name, "--bogus=rexec_SECRETSECRETSECRETSECRETSECRET12")
-    assert result.code == 2
-    assert result.err == f"{name}: unknown option --bogus; see '{name} --help'\n"
-    assert "SECRET" not in result.err and "Traceback" not in result.err
-
-
-@pytest.mark.parametrize(
-    "argv, named",
-    [
-        (["-x"], "-x"),
-        (["--host=https://h", "--bogus"], "--bogus"),
-        (["--Host", "x"], "--Host"),
-    ],
-    ids=["short", "after-a-good-one", "case"],
-)
-def test_usage_error_names_the_unknown_option(argv, named):
-    result = run_bin("rexec-whoami", *argv)
-    assert (result.code, result.err) == (
-        2,
-        f"rexec-whoami: unknown option {named}; see 'rexec-whoami --help'\n",
-    )
-
-
-def test_git_credential_rexec_help_names_itself():
-    result = run_bin("git-credential-rexec", "--help")
-    assert result.code == 0
-    usage = result.out.split("Options:")[0]
-    assert "  git-credential-rexec [--bearer] (get | store | erase)" in usage
-    assert "rexec-credential" not in usage.split("Usage:")[1]
 
 
 def test_installed_whoami_and_logout(standin, logged_in, config_path):

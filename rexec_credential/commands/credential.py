@@ -61,10 +61,12 @@ config failed.
 
 from __future__ import annotations
 
-from .. import precedence, protocol, records
+from .. import commands, precedence, protocol, records
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Any, Mapping
+
     from ..context import Args, Context
     from ..records import Query
     from ..state import State
@@ -72,6 +74,31 @@ if TYPE_CHECKING:
 OPERATIONS = ("get", "store", "erase")
 SETUP = ("configure", "unconfigure")
 BEARER = "--bearer"
+
+
+class Options(commands.Options):
+    """rexec-credential's options. `operation` is get, store, erase, configure, unconfigure
+    or any other word git sends (ignored)."""
+
+    __slots__ = ("operation", "bearer", "host", "system", "local")
+    operation: str
+    bearer: bool
+    host: str | None
+    system: bool
+    local: bool
+
+    @classmethod
+    def from_docopt(cls, args: Mapping[str, Any]) -> Options:
+        """From docopt's answer, whose command words become `operation`, or from
+        quick_parse's (only <operation> and --bearer)."""
+        word = next((op for op in OPERATIONS + SETUP if args.get(op)), "")
+        return cls(
+            operation=args.get("<operation>") or word,
+            bearer=bool(args.get(BEARER)),
+            host=args.get("--host"),
+            system=bool(args.get("--system")),
+            local=bool(args.get("--local")),
+        )
 
 
 def quick_parse(argv: list[str]) -> Args | None:
@@ -84,13 +111,11 @@ def quick_parse(argv: list[str]) -> Args | None:
     return None
 
 
-def run(args: Args, ctx: Context) -> int:
+def run(opts: Options, ctx: Context) -> int:
     """Answer one request; an unknown operation is ignored silently (gitcredentials(7))."""
-    operation = args.get("<operation>") or next(
-        (op for op in OPERATIONS + SETUP if args.get(op)), ""
-    )
+    operation = opts.operation
     if operation in SETUP:
-        return _set_up_git(operation, args, ctx)
+        return _set_up_git(operation, opts, ctx)
     action = _ACTIONS.get(operation)
     trace = ctx.trace
     if action is None:
@@ -98,11 +123,11 @@ def run(args: Args, ctx: Context) -> int:
         return 0
     request = records.announced(protocol.read(ctx.stdin))
     if trace.on:
-        trace(f"{operation}{' --bearer' if args.get(BEARER) else ''}: {_described(request)}")
+        trace(f"{operation}{' --bearer' if opts.bearer else ''}: {_described(request)}")
     if protocol.is_true(request.get("quit")):
         trace("quit is true: nothing done")
         return 0
-    action(request, ctx, bool(args.get(BEARER)))
+    action(request, ctx, opts.bearer)
     return 0
 
 
@@ -129,18 +154,18 @@ def _erase(request: Query, ctx: Context, bearer: bool) -> None:
     ctx.trace("erased what matched" if changed else "nothing matched: nothing erased")
 
 
-def _set_up_git(operation: str, args: Args, ctx: Context) -> int:
+def _set_up_git(operation: str, opts: Options, ctx: Context) -> int:
     """configure / unconfigure: git's use of this helper for one Rexec host."""
     from .. import gitsetup
 
     state = ctx.storage.load_lenient()[0]  # a corrupted file: the host may come from elsewhere
-    url, source = precedence.effective_host(state, ctx.env, args.get("--host"))
+    url, source = precedence.effective_host(state, ctx.env, opts.host)
     ctx.trace(f"host {url} (from {precedence.SOURCES[source]})")
-    scope = "--system" if args.get("--system") else "--local" if args.get("--local") else "--global"
+    scope = "--system" if opts.system else "--local" if opts.local else "--global"
     git = gitsetup.GitConfig(scope, ctx.env, ctx.trace)
     where = f"{scope[2:]} git config"
     if operation == "configure":
-        bearer = bool(args.get(BEARER))
+        bearer = opts.bearer
         helper = gitsetup.BEARER_HELPER if bearer else gitsetup.HELPER
         how = " --bearer" if bearer else ""
         if gitsetup.configure(git, url, helper):

@@ -50,7 +50,7 @@ from __future__ import annotations
 
 from urllib.parse import quote
 
-from .. import hosts, precedence, tokens
+from .. import commands, hosts, precedence, tokens
 from ..accounts import Account, listing, when
 from ..callback import CallbackServer
 from ..errors import AuthError, RexecError, UsageError
@@ -60,28 +60,56 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from ..accounts import Login
     from ..api import Client, DeviceToken, Profile
-    from ..context import Args, Context
+    from ..context import Context
     from ..state import State
 
 
-def run(args: Args, ctx: Context) -> int:
+class Options(commands.Options):
+    """rexec-login's options, as its usage gives them: numbers stay text until the path
+    that uses them checks them (_parse_port, _parse_timeout, _parse_expires_in)."""
+
+    __slots__ = (
+        "host",
+        "port",
+        "timeout",
+        "no_browser",
+        "expires_in",
+        "token_name",
+        "session_token",
+        "token",
+        "renew",
+        "switch",
+        "user",
+    )
+    host: str | None
+    port: str
+    timeout: str
+    no_browser: bool
+    expires_in: str
+    token_name: str | None
+    session_token: bool
+    token: str | None
+    renew: bool
+    switch: bool
+    user: str | None
+
+
+def run(opts: Options, ctx: Context) -> int:
     """Log in with --token, through the browser, or switch to a stored login."""
-    if args["--switch"]:
-        return switch(args, ctx)
-    if args["--renew"]:
-        return renew(args, ctx, _parse_expires_in(args["--expires-in"]))
-    if args["--token"] is not None:
-        host = _effective_host(args["--host"], ctx)
-        token = _token_argument(args["--token"], ctx)
+    if opts.switch:
+        return switch(opts, ctx)
+    if opts.renew:
+        return renew(opts, ctx, _parse_expires_in(opts.expires_in))
+    if opts.token is not None:
+        host = _effective_host(opts.host, ctx)
+        token = _token_argument(opts.token, ctx)
         profile = establish(ctx, host, token).profile
         ctx.success(f"Logged in as {_who(profile)}")
         return 0
     device = None
-    if not args["--session-token"]:  # checked before any network or browser
-        device = Device(
-            _parse_token_name(args["--token-name"]), _parse_expires_in(args["--expires-in"])
-        )
-    return browser_login(args, ctx, _effective_host(args["--host"], ctx), device)
+    if not opts.session_token:  # checked before any network or browser
+        device = Device(_parse_token_name(opts.token_name), _parse_expires_in(opts.expires_in))
+    return browser_login(opts, ctx, _effective_host(opts.host, ctx), device)
 
 
 def _effective_host(option: str | None, ctx: Context) -> str:
@@ -212,17 +240,17 @@ NO_DEVICE = (
 )
 
 
-def renew(args: Args, ctx: Context, expires_in: int) -> int:
+def renew(opts: Options, ctx: Context, expires_in: int) -> int:
     """A new device token for a stored login, made with its token, in place of it; the
     old one revoked if it was a device token. No browser."""
     state = ctx.storage.load()
     now = ctx.clock()
-    host = precedence.effective_host(state, ctx.env, args["--host"])[0]
-    if args["--user"] is None:
+    host = precedence.effective_host(state, ctx.env, opts.host)[0]
+    if opts.user is None:
         login = precedence.login_for(state, host, now)
         old = login[0] if login else None
     else:  # that user's login, on --host if given, else on whichever host holds it
-        found = state.select(host if args["--host"] else None, args["--user"])
+        found = state.select(host if opts.host else None, opts.user)
         if len(found) > 1:
             raise UsageError(
                 "more than one login matches; choose one with --host:\n" + "\n".join(listing(found))
@@ -277,10 +305,10 @@ def default_token_name() -> str:
     return f"rexec-credential on {machine}" if machine else "rexec-credential"
 
 
-def switch(args: Args, ctx: Context) -> int:
+def switch(opts: Options, ctx: Context) -> int:
     """Make a stored login the active one: config.json gets its five fields. No network."""
     state = ctx.storage.load()
-    target, active = _switch_target(state, args, ctx)
+    target, active = _switch_target(state, opts, ctx)
     ctx.trace(f"switch to {target.describe()}{' (already active)' if active else ''}")
     now = ctx.clock()
     if active:
@@ -300,10 +328,10 @@ def switch(args: Args, ctx: Context) -> int:
     return 0
 
 
-def _switch_target(state: State, args: Args, ctx: Context) -> Login:
+def _switch_target(state: State, opts: Options, ctx: Context) -> Login:
     """The (account, is_active) to switch to, or UsageError listing the choices."""
-    host = hosts.normalise(args["--host"], "--host") if args["--host"] else None
-    user = args["--user"]
+    host = hosts.normalise(opts.host, "--host") if opts.host else None
+    user = opts.user
     if user is None:
         # No user named: the logins on that host; with two, the other one.
         where = host or effective_host(state, ctx.env)[0]
@@ -376,10 +404,10 @@ POLL = 0.2  # seconds between looks at the callback, stdin and the clock while w
 CANCELLED = "Login cancelled."  # what cli.main says when Ctrl+C ends this command
 
 
-def browser_login(args: Args, ctx: Context, host: str, device: Device | None) -> int:
+def browser_login(opts: Options, ctx: Context, host: str, device: Device | None) -> int:
     """The browser flow through a one-time loopback callback (docs/contract.md §5)."""
-    port = _parse_port(args["--port"])
-    deadline = ctx.monotonic() + _parse_timeout(args["--timeout"])
+    port = _parse_port(opts.port)
+    deadline = ctx.monotonic() + _parse_timeout(opts.timeout)
     hosts.require_secure(host, precedence.insecure_http_allowed(ctx.env))
     attempt = _Attempt(ctx, host, device)
     server = CallbackServer(attempt, port)
@@ -391,7 +419,7 @@ def browser_login(args: Args, ctx: Context, host: str, device: Device | None) ->
     ctx.trace(f"callback server on 127.0.0.1 port {server.port}")
     with server:  # the port is released however this ends, Ctrl+C included
         url = login_url(host, server.url)
-        opening = not args["--no-browser"]
+        opening = not opts.no_browser
         _announce(ctx, url, opening)
         _wait(ctx, server, attempt, deadline, _BrowserOpening(ctx, url) if opening else None)
         server.finish()  # a token already being checked is seen through

@@ -39,38 +39,49 @@ match several logins.
 
 from __future__ import annotations
 
-from .. import hosts, precedence, tokens
+from .. import commands, hosts, precedence, tokens
 from ..accounts import Account, listing, when
 from ..errors import RexecError, UsageError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from ..accounts import Login
-    from ..context import Args, Context
+    from ..context import Context
     from ..state import State
 
 SERVER_BUDGET = 10.0  # seconds for the server calls of one logout
 
 
-def run(args: Args, ctx: Context) -> int:
+class Options(commands.Options):
+    """rexec-logout's options."""
+
+    __slots__ = ("host", "user", "all", "local", "end_session")
+    host: str | None
+    user: str | None
+    all: bool
+    local: bool
+    end_session: bool
+
+
+def run(opts: Options, ctx: Context) -> int:
     """Choose the logins, revoke their device tokens, remove them, say what happened."""
     state, corrupted = ctx.storage.load_lenient()
-    chosen, unusable = _choose(state, args, ctx)
+    chosen, unusable = _choose(state, opts, ctx)
     for account, active in chosen:
         ctx.trace(
             f"logging out {account.describe()}{' (active)' if active else ''}: "
-            f"{_server_side(account, args)}"
+            f"{_server_side(account, opts)}"
         )
     if not chosen:
         ctx.trace("no stored login matches")
-    if not args["--local"]:
-        _revoke(ctx, [account for account, _ in chosen], args["--end-session"])
+    if not opts.local:
+        _revoke(ctx, [account for account, _ in chosen], opts.end_session)
     backups = 0
-    if args["--all"]:
+    if opts.all:
         backups = ctx.storage.remove_everything()
     elif chosen or corrupted or unusable:
         ctx.storage.update(lambda s: _forget(s, chosen, unusable), set_aside_corrupted=True)
-    _report(ctx, args, chosen, state, backups)
+    _report(ctx, opts, chosen, state, backups)
     if unusable:
         ctx.warn(
             "note: config.json's host was not a valid URL: its login was removed here, "
@@ -84,25 +95,25 @@ def run(args: Args, ctx: Context) -> int:
     return 0
 
 
-def _choose(state: State, args: Args, ctx: Context) -> tuple[list[Login], bool]:
+def _choose(state: State, opts: Options, ctx: Context) -> tuple[list[Login], bool]:
     """The (account, is_active) pairs to log out; and whether config.json's login is one
     whose host is not a URL (it is removed all the same: logout is the remedy for it)."""
-    if args["--all"]:
+    if opts.all:
         return state.logins(), False
     host: str | None = None
-    if not args["--user"]:
+    if not opts.user:
         try:
-            host, source = precedence.effective_host(state, ctx.env, args["--host"])
+            host, source = precedence.effective_host(state, ctx.env, opts.host)
         except precedence.BadStoredHost:
             ctx.trace("config.json's host is not a URL: its login goes")
             return [], True
         ctx.trace(f"host {host} (from {precedence.SOURCES[source]})")
-        if not args["--host"]:  # the login every other command would use
+        if not opts.host:  # the login every other command would use
             login = precedence.login_for(state, host, ctx.clock())
             return ([login] if login else []), False
     else:
-        host = hosts.normalise(args["--host"], "--host") if args["--host"] else None
-    found = state.select(host, args["--user"])
+        host = hosts.normalise(opts.host, "--host") if opts.host else None
+    found = state.select(host, opts.user)
     if len(found) > 1:
         raise UsageError(
             "more than one login matches; choose one with --host and --user:\n"
@@ -118,14 +129,14 @@ def _forget(state: State, chosen: list[Login], unusable: bool) -> None:
         state.drop_config()
 
 
-def _server_side(account: Account, args: Args) -> str:
+def _server_side(account: Account, opts: Options) -> str:
     """What happens on the server to this login's token (for the trace)."""
-    if args["--local"]:
+    if opts.local:
         return "nothing on the server (--local)"
     if account.device:
         return "its device token is revoked first"
     if account.session_id:
-        return "its session is ended first" if args["--end-session"] else "its session stays"
+        return "its session is ended first" if opts.end_session else "its session stays"
     return "nothing on the server (an API token it did not make)"
 
 
@@ -163,8 +174,8 @@ def _revoke(ctx: Context, chosen: list[Account], end_session: bool) -> None:
             )
 
 
-def _report(ctx: Context, args: Args, chosen: list[Login], before: State, backups: int) -> None:
-    if args["--all"]:
+def _report(ctx: Context, opts: Options, chosen: list[Login], before: State, backups: int) -> None:
+    if opts.all:
         count = len(chosen)
         also = (
             f", and {backups} backup{'s' if backups != 1 else ''} of corrupted files"
@@ -176,7 +187,7 @@ def _report(ctx: Context, args: Args, chosen: list[Login], before: State, backup
             f"every stored credential removed{also}"
         )
     elif not chosen:
-        if args["--host"] or args["--user"] or ctx.env.get(precedence.ENV_HOST):
+        if opts.host or opts.user or ctx.env.get(precedence.ENV_HOST):
             ctx.warn("note: no stored login matches; nothing was logged out")
         ctx.success("Logged out")
     else:
@@ -188,7 +199,7 @@ def _report(ctx: Context, args: Args, chosen: list[Login], before: State, backup
         ctx.success(f"Logged out {account.describe()}{left}")
     for account, _ in chosen:
         if account.device:
-            if args["--local"]:
+            if opts.local:
                 ctx.warn(
                     f"note: --local: the device token of {account.describe()} stays valid "
                     f"{_until(account)}; revoke it at {account.host}/settings"
@@ -199,7 +210,7 @@ def _report(ctx: Context, args: Args, chosen: list[Login], before: State, backup
                 f"note: the API token of {who} stays valid "
                 f"until you revoke it at {account.host}/settings (API Tokens)"
             )
-        elif account.session_id and (args["--local"] or not args["--end-session"]):
+        elif account.session_id and (opts.local or not opts.end_session):
             ctx.warn(
                 f"note: the browser session of {account.describe()} stays signed in "
                 "(this login held its token); 'rexec-logout --end-session' ends it "

@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import json
 
-from .. import precedence, tokens
+from .. import commands, precedence, tokens
 from ..accounts import Account, when
 from ..errors import AuthError, RexecError, ServiceError, TokenRejected
 
@@ -43,7 +43,7 @@ if TYPE_CHECKING:
     from typing import Any
 
     from ..api import Profile
-    from ..context import Args, Context
+    from ..context import Context
 
 RULE = "─" * 29
 KINDS = {"api": "API token", "jwt": "JWT"}
@@ -51,6 +51,17 @@ NOT_LOGGED_IN = "Not logged in{where}. Run 'rexec-login' first."
 SWITCH_HINT = " Stored logins ('rexec-whoami --all'): 'rexec-login --switch' makes one active."
 VALID, REJECTED, EXPIRED, UNREACHABLE = "valid", "rejected", "expired", "unreachable"
 UNCHECKED = "unchecked"
+
+
+class Options(commands.Options):
+    """rexec-whoami's options."""
+
+    __slots__ = ("host", "porcelain", "json", "all", "offline")
+    host: str | None
+    porcelain: bool
+    json: bool
+    all: bool
+    offline: bool
 
 
 class _Login:
@@ -105,12 +116,12 @@ class _Login:
         }
 
 
-def run(args: Args, ctx: Context) -> int:
+def run(opts: Options, ctx: Context) -> int:
     """Fetch /api/profile for one login, or for every login with --all."""
-    if args["--all"]:
-        return _all(args, ctx)
+    if opts.all:
+        return _all(opts, ctx)
     state = ctx.storage.load()
-    login = precedence.resolve(state, ctx.env, args["--host"], ctx.clock())
+    login = precedence.resolve(state, ctx.env, opts.host, ctx.clock())
     for line in login.explained():
         ctx.trace(line)
     if not login.token:
@@ -131,12 +142,12 @@ def run(args: Args, ctx: Context) -> int:
     shown.check(ctx, ctx.clock(), contain=False)
     if shown.error is not None:
         raise AuthError(f"Error: {shown.error}")
-    _print(ctx, args, [shown], single=True)
+    _print(ctx, opts, [shown], single=True)
     _warn_expiring(ctx, [shown], ctx.clock())
     return 0
 
 
-def _all(args: Args, ctx: Context) -> int:
+def _all(opts: Options, ctx: Context) -> int:
     import threading
 
     state = ctx.storage.load()
@@ -151,7 +162,7 @@ def _all(args: Args, ctx: Context) -> int:
     if not logins:
         raise AuthError(NOT_LOGGED_IN.format(where=""))
     now = ctx.clock()
-    offline = bool(args.get("--offline"))
+    offline = opts.offline
     first = f" ({precedence.ENV_TOKEN} first)" if env_token else ""
     ctx.trace(
         f"{len(logins)} login{'s' if len(logins) != 1 else ''} to "
@@ -167,7 +178,7 @@ def _all(args: Args, ctx: Context) -> int:
         thread.join()
     for login in logins:
         ctx.trace(f"{login.account.describe()} ({_source(login)}): {login.state}")
-    _print(ctx, args, logins, single=False)
+    _print(ctx, opts, logins, single=False)
     if offline:
         return 0  # a listing, not a check
     _warn_expiring(ctx, [login for login in logins if login.state == VALID], now)
@@ -193,15 +204,15 @@ def _warn_expiring(ctx: Context, logins: list[_Login], now: float) -> None:
             )
 
 
-def _print(ctx: Context, args: Args, logins: list[_Login], single: bool) -> None:
-    if args["--json"]:
+def _print(ctx: Context, opts: Options, logins: list[_Login], single: bool) -> None:
+    if opts.json:
         objects = [_json_object(login, single) for login in logins]
         ctx.out(json.dumps(objects[0] if single else objects, ensure_ascii=False))
         return
     for number, login in enumerate(logins):
         if number:
             ctx.out()
-        if args["--porcelain"]:
+        if opts.porcelain:
             for key, value in _json_object(login, single).items():
                 ctx.out(f"{key}={_porcelain(value)}")
         else:
