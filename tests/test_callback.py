@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from rexec_credential import answer_page, callback, paste
+from rexec_credential import answer_page, callback
 from rexec_credential.callback import CallbackServer
 
 NONCE = "n" * 43
@@ -143,57 +143,6 @@ def test_path_matches_only_the_exact_callback_path(candidate, expected):
 )
 def test_host_allowed_is_the_loopback_address_and_port(host, expected):
     assert callback.host_allowed(host, 8080) is expected
-
-
-@pytest.mark.parametrize(
-    "query, expected",
-    [
-        ("token=abc", "abc"),
-        ("token=abc&x=1", "abc"),
-        ("x=1&token=a%2Bb", "a+b"),
-        ("token=", None),
-        ("", None),
-        ("tok=abc", None),
-    ],
-    ids=["plain", "first", "decoded", "empty", "none", "other-key"],
-)
-def test_token_from_query(query, expected):
-    assert paste.token_from_query(query) == expected
-
-
-@pytest.mark.parametrize(
-    "text, expected",
-    [
-        (f"http://127.0.0.1:9876/callback/{NONCE}?token={TOKEN}", (TOKEN, None)),
-        (f"http://localhost:9876/callback/{NONCE}?token={TOKEN}\n", (TOKEN, None)),
-        (f"  /callback/{NONCE}?token={TOKEN}#frag ", (TOKEN, None)),
-        (f"127.0.0.1:9876/callback/{NONCE}?token={TOKEN}", (TOKEN, None)),
-        (TOKEN, (TOKEN, None)),
-        (f"http://127.0.0.1:9876/callback/wrong?token={TOKEN}", (None, paste.WRONG_ADDRESS)),
-        (f"http://127.0.0.1:9876/callback?token={TOKEN}", (None, paste.WRONG_ADDRESS)),
-        (f"http://127.0.0.1:9876/?token={TOKEN}", (None, paste.WRONG_ADDRESS)),
-        (f"token={TOKEN}", (None, paste.WRONG_ADDRESS)),
-        (f"http://127.0.0.1:9876/callback/{NONCE}", (None, paste.NO_TOKEN)),
-        (f"http://127.0.0.1:9876/callback/{NONCE}?token=", (None, paste.NO_TOKEN)),
-        ("   ", (None, paste.NO_TOKEN)),
-    ],
-    ids=[
-        "address",
-        "localhost-newline",
-        "path-only-fragment",
-        "no-scheme",
-        "bare-token",
-        "wrong-nonce",
-        "missing-nonce",
-        "root",
-        "query-only",
-        "no-token",
-        "empty-token",
-        "blank",
-    ],
-)
-def test_parse_pasted_checks_the_nonce_like_a_request(text, expected):
-    assert paste.parse_pasted(text, lambda path: callback.path_matches(path, NONCE)) == expected
 
 
 def test_login_pages_escape_the_message():

@@ -13,7 +13,6 @@ import pytest
 from conftest import call, run_bin
 from helpers import NOW, changes, credentials, jwt, record_login
 
-from rexec_credential import records
 from rexec_credential.state import State
 
 API = "rexec_" + "a1" * 32
@@ -409,46 +408,6 @@ def test_a_stored_credential_git_cannot_carry_is_skipped(config_path):
 
 
 # -- the rules, as functions -------------------------------------------------------------------
-
-
-def test_storable_keeps_whichever_form_it_was_given():
-    assert records.storable(
-        {"protocol": "p", "host": "h", "username": "u", "password": "s"}, NOW
-    ) == {
-        "protocol": "p",
-        "host": "h",
-        "username": "u",
-        "password": "s",
-    }
-    capable = {"capability[]": ["authtype"], "protocol": "p", "host": "h"}
-    assert records.storable({**capable, "authtype": "Bearer", "credential": "c"}, NOW) == {
-        "protocol": "p",
-        "host": "h",
-        "authtype": "Bearer",
-        "credential": "c",
-    }
-    assert records.storable({**capable, "authtype": "Bearer"}, NOW) is None
-    assert records.storable({**capable, "credential": "c"}, NOW) is None
-    assert records.storable({**capable, "username": "u"}, NOW) is None
-
-
-def test_response_never_answers_a_capability_not_announced():
-    record = {
-        "protocol": "p",
-        "host": "h",
-        "authtype": "Bearer",
-        "credential": "c",
-        "password": "s",
-    }
-    assert records.response(record, {}) == {"protocol": "p", "host": "h", "password": "s"}
-    assert records.response(record, {"capability[]": ["authtype"]}) == {
-        "capability[]": ["authtype"],
-        "authtype": "Bearer",
-        "credential": "c",
-        "protocol": "p",
-        "host": "h",
-        "password": "s",
-    }
 
 
 def test_erase_compares_a_credential_like_a_password():
