@@ -382,7 +382,7 @@ class _Lock:
                 view = view[os.write(self._fd, view) :]
             os.fsync(self._fd)
             try:
-                os.chmod(self.lock, os.stat(self.path).st_mode & 0o7777)
+                os.fchmod(self._fd, os.stat(self.path).st_mode & 0o7777)  # the lock we opened
             except FileNotFoundError:
                 pass  # a new file: the mode the umask gives, as git does
         except OSError as exc:

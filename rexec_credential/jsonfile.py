@@ -163,7 +163,7 @@ class JsonFile:
                 continue
             try:
                 os.rename(self.path, backup)  # rename never follows a link at the target
-                os.chmod(backup, 0o600)
+                _owner_only(backup)
             except OSError as exc:
                 raise StorageError(os_message("cannot back up", self.path, exc)) from None
             return backup
@@ -186,6 +186,23 @@ def os_message(what: str, path: str, exc: OSError) -> str:
     if getattr(exc, "errno", None) == errno.ELOOP:  # O_NOFOLLOW met a symbolic link
         return f"{what} {path}: it is a symbolic link; remove it, then run 'rexec-login'"
     return f"{what} {path}: {exc.strerror or exc}"
+
+
+def _owner_only(path: str) -> None:
+    """Mode 0600 on path itself, never on what a symbolic link there points to (a link
+    has no mode of its own: it is left as it is)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as exc:
+        import errno  # only here: not on the `get` path
+
+        if exc.errno == errno.ELOOP:
+            return
+        raise
+    try:
+        os.fchmod(fd, 0o600)
+    finally:
+        os.close(fd)
 
 
 def remove_leftovers(directory: str, prefix: str) -> None:

@@ -121,9 +121,12 @@ def well_formed(record: object) -> bool:
 
 def sendable(record: Query) -> bool:
     """True when git's protocol can carry every value: a line break or NUL inside one
-    cannot be sent (git itself refuses to), so such a stored login is skipped, not sent."""
+    cannot be sent (git itself refuses to), so such a stored login is skipped, not sent.
+    A list is looked at item by item, as `protocol.render` sends it (one line each)."""
     return not any(
-        isinstance(value, str) and ("\n" in value or "\0" in value) for value in record.values()
+        isinstance(item, str) and ("\n" in item or "\0" in item)
+        for value in record.values()
+        for item in (value if isinstance(value, list) else (value,))
     )
 
 

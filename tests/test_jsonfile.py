@@ -435,11 +435,6 @@ def test_move_aside_of_a_missing_file_is_a_storage_error(path):
         JsonFile(str(path), Opened()).move_aside()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="move_aside renames a symbolic link, then chmods the backup name, which follows "
-    "the link and sets its target to 0600",
-)
 def test_move_aside_of_a_symbolic_link_leaves_its_target_alone(directory, path):
     victim = directory / "victim"
     victim.write_bytes(b"{")

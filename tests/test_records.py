@@ -193,12 +193,6 @@ def test_sendable_takes_a_number_as_it_is():
     assert records.sendable({**PASSWORD, "password_expiry_utc": NOW})
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="sendable looks only at text values and well_formed not at oauth_refresh_token: "
-    "a hand-edited list holding a line break passes both, and `get` then fails with exit 2 "
-    "(protocol.render refuses the line) instead of skipping the record",
-)
 def test_a_list_value_holding_a_line_break_is_skipped():
     record = {**PASSWORD, "oauth_refresh_token": ["r\nhost=evil"]}
     # What State.match asks of a stored credential before answering with it.

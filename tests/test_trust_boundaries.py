@@ -371,3 +371,15 @@ def test_a_stored_token_git_cannot_carry_is_skipped_by_the_installed_get(config_
     write_json(config_path, {"token": "\n"})
     result = run_bin("rexec-credential", "get", stdin=b"")
     assert (result.code, result.out, result.err) == (0, "", ""), result
+
+
+def test_a_stored_list_value_git_cannot_carry_is_skipped_and_the_next_answers(config_path):
+    # A hand-edited credential whose list value holds a line break: get would send it as
+    # one line per item, so it is skipped like a text value that holds one.
+    base = {"protocol": "https", "host": "example.com", "username": "u"}
+    bad = {**base, "password": "first", "oauth_refresh_token": ["r\nhost=evil"]}
+    good = {**base, "path": "repo.git", "password": "second"}
+    write_json(config_path.parent / "credentials.json", {"credentials": [bad, good]})
+    result = run_bin("rexec-credential", "get", stdin=b"protocol=https\nhost=example.com\n")
+    assert result.code == 0 and result.err == "", result
+    assert "password=second\n" in result.out and "evil" not in result.out
