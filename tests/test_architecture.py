@@ -86,6 +86,24 @@ def test_every_module_is_on_the_map_and_the_map_is_in_the_docs():
         assert f"`{name.split('.')[-1]}" in text, f"{name} is not described in {DOC.name}"
 
 
+def test_the_docs_say_where_each_module_is_tested_and_those_files_exist():
+    rows = {}
+    for line in DOC.read_text().splitlines():
+        cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
+        if line.strip().startswith("| `") and len(cells) == 2:
+            rows[cells[0].strip("`")] = cells[1]
+    tests = Path(__file__).resolve().parent
+    for name in LAYER:
+        assert name in rows, f"{DOC.name} does not say where {name} is tested"
+        named = re.findall(r"`((?:stress/)?test_\w+\.py|conftest\.py)`", rows[name])
+        assert named, f"{name}: no test file named"
+        for file in named:
+            assert (tests / file).is_file(), f"{name}: {file} does not exist"
+        own = tests / f"test_{name.split('.')[-1]}.py"
+        if own.is_file() and not name.startswith("commands."):
+            assert own.name in named, f"{name}: {own.name} exists but is not named"
+
+
 @pytest.mark.parametrize("name", sorted(LAYER))
 def test_imports_only_lower_layers(name):
     importlib.import_module(f"rexec_credential.{name}")
