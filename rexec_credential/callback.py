@@ -135,21 +135,24 @@ class CallbackServer:
         """Block until a token has been handled or timeout seconds pass; True if handled."""
         return self._settled.wait(timeout)
 
-    def finish(self, grace: float = 90.0) -> bool:
+    def finish(self) -> bool:
         """Take no more tokens; wait for one already being handled and for the browser's
         answer to it to be sent; True if a token was handled.
 
-        The answer is written by a daemon thread after the token settles the login: a
-        process that exits without waiting for it leaves the browser with a dropped
-        connection instead of its page. Re-raises an unexpected exception from on_token
-        (a bug must show).
+        A token being handled is waited for however long on_token takes: its own limits
+        bound it (rexec-login: each service call's budget and the lock wait), and a login
+        cut short here would be reported as not made while it is still being stored. The
+        answer is written by a daemon thread after the token settles the login: a process
+        that exits without waiting for it leaves the browser with a dropped connection
+        instead of its page. Re-raises an unexpected exception from on_token (a bug must
+        show).
         """
         with self._lock:
             if self._state == _OPEN:
                 self._state = _CLOSED
             pending = self._state == _CLAIMED
         if pending:
-            self._settled.wait(grace)
+            self._settled.wait()
         if self._answering:
             self._answered.wait(CLIENT_TIMEOUT)
         if self._error is not None:

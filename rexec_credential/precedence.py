@@ -123,6 +123,11 @@ def colour_allowed(env: Mapping[str, str]) -> bool:
     return not env.get(ENV_NO_COLOR)
 
 
+def host_chosen(env: Mapping[str, str]) -> bool:
+    """True when REXEC_HOST names a host (it then comes before the stored login's)."""
+    return bool(env.get(ENV_HOST))
+
+
 def effective_host(
     state: State, env: Mapping[str, str], option: str | None = None
 ) -> tuple[str, str]:
@@ -133,7 +138,7 @@ def effective_host(
     """
     if option:
         return hosts.normalise(option, "--host"), "option"
-    if env.get(ENV_HOST):
+    if host_chosen(env):
         return hosts.normalise(env[ENV_HOST], ENV_HOST), "env"
     active = state.active()
     if active is not None:
@@ -236,11 +241,6 @@ def git_answer(
         answer.record = records.bearer(record) if convert and answer.login else record
         answer.source = "login" if answer.login else "stored"
     return answer
-
-
-def env_answer(request: Query, state: State, env: Mapping[str, str], now: float) -> Record | None:
-    """REXEC_TOKEN as `get` answers it, if it is set and the request is for its host."""
-    return env_decision(request, state, env, now)[0]
 
 
 def env_decision(

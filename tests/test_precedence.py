@@ -119,22 +119,24 @@ def test_rexec_token_answers_git_for_the_effective_host_only(rexec_host, allowed
     if allowed:
         env["REXEC_ALLOW_INSECURE_HTTP"] = allowed
     protocol = (rexec_host or DEFAULT).split("://")[0]
-    found = precedence.env_answer({"protocol": protocol, "host": asked}, State(), env, NOW)
+    found = precedence.env_decision({"protocol": protocol, "host": asked}, State(), env, NOW)[0]
     assert (found is not None and found["password"] == ENV) is answered
 
 
 def test_rexec_token_username_and_expiry():
     token = jwt(username="johndoe", exp=NOW + 60)
-    found = precedence.env_answer({}, State(), {"REXEC_TOKEN": token}, NOW)
+    found = precedence.env_decision({}, State(), {"REXEC_TOKEN": token}, NOW)[0]
     assert (found["username"], found["password_expiry_utc"]) == ("johndoe", NOW + 60)
     assert (
-        precedence.env_answer({"username": "janedoe"}, State(), {"REXEC_TOKEN": token}, NOW) is None
+        precedence.env_decision({"username": "janedoe"}, State(), {"REXEC_TOKEN": token}, NOW)[0]
+        is None
     )
-    assert precedence.env_answer({}, State(), {"REXEC_TOKEN": EXPIRED}, NOW) is None
-    api = precedence.env_answer({"username": "ci-bot"}, State(), {"REXEC_TOKEN": ENV}, NOW)
+    assert precedence.env_decision({}, State(), {"REXEC_TOKEN": EXPIRED}, NOW)[0] is None
+    api = precedence.env_decision({"username": "ci-bot"}, State(), {"REXEC_TOKEN": ENV}, NOW)[0]
     assert api["username"] == "ci-bot"
     assert (
-        precedence.env_answer({}, State(), {"REXEC_TOKEN": ENV}, NOW)["username"] == "x-rexec-token"
+        precedence.env_decision({}, State(), {"REXEC_TOKEN": ENV}, NOW)[0]["username"]
+        == "x-rexec-token"
     )
 
 

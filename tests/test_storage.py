@@ -56,6 +56,14 @@ def add(record):
 
 
 CRED = {"protocol": "https", "host": "example.com", "username": "u", "password": "p"}
+# A login as the Rexec CLI writes it into config.json.
+CLI_LOGIN = {
+    "host": "https://rexec.pipeops.io",
+    "token": "rexec_" + "c" * 64,
+    "username": "cli-user",
+    "email": "cli@example.com",
+    "tier": "pro",
+}
 
 
 def test_missing_files_load_as_empty(box):
@@ -332,13 +340,7 @@ def test_a_config_json_rewritten_during_an_update_is_read_again_not_overwritten(
     """Between our read and our rename the Rexec CLI saves another login: the update runs
     again on what it wrote, so its login is kept (as an account) rather than lost."""
     box.update(put("host", "https://rexec.pipeops.io"))
-    theirs = {
-        "host": "https://rexec.pipeops.io",
-        "token": "rexec_" + "9" * 64,
-        "username": "cli-user",
-        "email": "c@example.com",
-        "tier": "pro",
-    }
+    theirs = dict(CLI_LOGIN)
     rounds = []
     mine = Account("https://rexec.pipeops.io", "johndoe", "rexec_" + "1" * 64)
 
@@ -479,14 +481,6 @@ def test_a_split_killed_between_its_renames_keeps_each_credential_once(box):
 
 
 # -- what an update writes: each file whose contents differ from what was read -------------
-
-CLI_LOGIN = {
-    "host": "https://rexec.pipeops.io",
-    "token": "rexec_" + "c" * 64,
-    "username": "cli-user",
-    "email": "cli@example.com",
-    "tier": "pro",
-}
 
 
 def traced(home, lines: list) -> Storage:

@@ -187,7 +187,7 @@ def _report(ctx: Context, opts: Options, chosen: list[Login], before: State, bac
             f"every stored credential removed{also}"
         )
     elif not chosen:
-        if opts.host or opts.user or ctx.env.get(precedence.ENV_HOST):
+        if opts.host or opts.user or precedence.host_chosen(ctx.env):
             ctx.warn("note: no stored login matches; nothing was logged out")
         ctx.success("Logged out")
     else:
