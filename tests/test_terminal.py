@@ -153,8 +153,11 @@ def test_ask_reads_no_more_than_max_line(tmp_path):
 
 
 ASK = """
-import fcntl, sys, termios
+import fcntl, signal, sys, termios
 fcntl.ioctl(0, termios.TIOCSCTTY, 0)  # the pty becomes this session's terminal (/dev/tty)
+# Ctrl+C as at a shell prompt, even when this runs under a shell's background job, which
+# starts its children with SIGINT ignored (Python then installs no handler of its own).
+signal.signal(signal.SIGINT, signal.default_int_handler)
 from rexec_credential.terminal import Terminal
 try:
     answer = Terminal(sys.stdin.buffer, sys.stdout, True, True).ask("Token: ")
