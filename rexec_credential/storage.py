@@ -157,46 +157,25 @@ class Storage:
         self._trace(_read_line(self.credentials.path, stored.raw))
         state = State(config.data, stored.data, self._keep_out)
         change(state)
-        # What each file holds now, in the form it would be written: an account entry this
-        # version cannot read, or a missing "version", is not a reason to write; nor is a
-        # credentials.json that would hold nothing and is not there.
-        was_stored = State(stored=stored.data).stored_content()
-        wrote = self._save(
-            self.credentials,
-            stored,
-            was_stored,
-            state.stored_content(),
-            credentials_text,
-            set_aside_corrupted,
-            expect=False,
+        wrote = self._save(self.credentials, stored, state.stored_content(), set_aside_corrupted)
+        expect = (None if config.bad else config.raw) if check else False
+        wrote_config = self._save(
+            self.config, config, state.config_content(), set_aside_corrupted, expect
         )
-        return (
-            self._save(
-                self.config,
-                config,
-                config_content(config.data),
-                state.config_content(),
-                config_text,
-                set_aside_corrupted,
-                expect=(None if config.bad else config.raw) if check else False,
-            )
-            or wrote
-        )
+        return wrote_config or wrote
 
     def _save(
         self,
         file: JsonFile,
         read: _Read,
-        was: JsonObject | None,
         wanted: JsonObject | None,
-        text: Callable[[JsonObject], str],
         set_aside_corrupted: bool,
-        expect: bytes | None | bool,
+        expect: bytes | None | bool = False,
     ) -> bool:
         """Bring one file to `wanted` (None: no file) when it differs from what it held;
         a corrupted one is moved aside first (never lost: it may hold other logins).
         True when the file was written, removed or moved aside."""
-        # A corrupted file was read as empty, so `was` is what no file holds.
+        was = self._content(file, read.data)  # a corrupted file was read as {}: no file
         if read.bad and (wanted != was or set_aside_corrupted):
             self._warn(
                 f"warning: configuration file was corrupted; moved it to {file.move_aside()}"
@@ -209,9 +188,18 @@ class Storage:
             if file.remove():
                 self._trace(f"removed {file.path}")
         else:
+            text = config_text if file is self.config else credentials_text
             file.replace(text(wanted), expect)
             self._trace(f"wrote {file.path}")
         return True
+
+    def _content(self, file: JsonFile, data: JsonObject) -> JsonObject | None:
+        """What a file that holds `data` holds, in the form it would be written: an account
+        entry this version cannot read, or a missing "version", is not a reason to write;
+        nor is a credentials.json that would hold nothing and is not there."""
+        if file is self.config:
+            return config_content(data)
+        return State(stored=data).stored_content()
 
     def remove_everything(self) -> int:
         """Delete both files and every backup of a corrupted one (they may hold tokens),
