@@ -20,7 +20,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from helpers import eventually
+from freezegun import freeze_time
 
 from rexec_credential.testing import StandIn, User, scripted_browser
 from rexec_credential.testing.scripted_browser import ScriptedBrowser
@@ -1012,16 +1012,19 @@ def test_revoking_the_jwt_or_locking_the_screen(svc):
 
 
 def test_an_expired_web_session_means_the_form_again(svc):
-    svc.jwt_lifetime = 1
     browser = ScriptedBrowser()
-    token = token_of(browser.authorize(login_url(svc)))
-    # The JWT lives a second: wait for it to run out.
-    assert eventually(lambda: call_json(svc.url + "/api/profile", token)[0] != 200)
-    assert call_json(svc.url + "/api/profile", token) == (401, {"error": "token is expired"})
-    status, page, _ = browser.visit(login_url(svc))
-    assert 'name="password"' in page and len(browser.cookies) == 0
-    svc.jwt_lifetime = 3600
-    assert token_of(browser.authorize(login_url(svc))) != token
+    # The stand-in runs in this process: its clock (and the cookie jar's) is frozen, and
+    # moved past the session's end only once the login is through, however slow the machine.
+    with freeze_time() as clock:
+        svc.jwt_lifetime = 60
+        token = token_of(browser.authorize(login_url(svc)))
+        assert call_json(svc.url + "/api/profile", token)[0] == 200
+        clock.tick(61)
+        assert call_json(svc.url + "/api/profile", token) == (401, {"error": "token is expired"})
+        status, page, _ = browser.visit(login_url(svc))
+        assert 'name="password"' in page and len(browser.cookies) == 0
+        svc.jwt_lifetime = 3600
+        assert token_of(browser.authorize(login_url(svc))) != token
 
 
 def test_a_grant_shown_before_the_session_ended_is_refused(svc):
