@@ -64,6 +64,7 @@ def standin():
 
     with StandIn() as service:
         yield service
+    assert not service.errors, "the stand-in failed:\n" + "\n".join(service.errors)
 
 
 @pytest.fixture

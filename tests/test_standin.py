@@ -11,6 +11,7 @@ import re
 import shlex
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import time
@@ -1717,3 +1718,53 @@ def test_command_line_without_the_token_api():
 def create_at(base, token):
     status, _, body = api(base + "/api/tokens", token, "POST", {"name": "x"})
     return status, body
+
+
+# -- the stand-in's own failures ---------------------------------------------------------------
+
+
+def test_a_failure_in_the_standins_own_code_is_a_500_and_is_kept():
+    def broken(request):
+        raise RuntimeError("stand-in defect")
+
+    with StandIn() as service:
+        service.api.handle = broken  # break the stand-in itself: what the client sees
+        status, _, body = call(service.url + "/api/profile", token="anything")
+        assert (status, json.loads(body)) == (500, {"error": "internal server error"})
+        assert service.requests_to("/api/profile")[0]["status"] == 500
+    assert len(service.errors) == 1
+    assert "RuntimeError: stand-in defect" in service.errors[0]
+
+
+def test_a_failure_past_the_answer_closes_the_connection_and_is_kept():
+    def broken(entry):
+        raise RuntimeError("log defect")
+
+    with StandIn() as service:
+        service._record = broken
+        with pytest.raises(http.client.RemoteDisconnected):
+            call(service.url + "/api/profile", token="anything")
+        deadline = time.monotonic() + 10  # the handler thread keeps it after the client saw
+        while not service.errors and time.monotonic() < deadline:
+            time.sleep(0.01)
+    assert len(service.errors) == 1 and "RuntimeError: log defect" in service.errors[0]
+
+
+def test_clients_hanging_up_are_not_failures_of_the_standin():
+    reset = struct.pack("ii", 1, 0)  # SO_LINGER on, 0 s: close sends a reset
+    with StandIn() as service:
+        server = service._server
+        finished = []  # a spy: every request's connection, closed once its handler is done
+        real = server.shutdown_request
+        server.shutdown_request = lambda request: (real(request), finished.append(1))
+        service.delay_next(1, 0.3)
+        for request in (b"GET /api/profile HTTP/1.1\r\nHost: x\r\n\r\n", b"GET /api/pro"):
+            with socket.create_connection(("127.0.0.1", service.port), timeout=5) as client:
+                client.sendall(request)  # the whole request (its answer waits), or a part
+                client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, reset)
+        assert call(service.url + "/api/profile")[0] == 401  # still serving
+        deadline = time.monotonic() + 10
+        while len(finished) < 3 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert len(finished) == 3
+    assert service.errors == []

@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import socket
 import socketserver
+import sys
 import threading
 import time
+import traceback
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Dict, List, Optional, Tuple
 
@@ -39,7 +41,10 @@ class _Server(ThreadingHTTPServer):
         self.server_port = int(port)
 
     def handle_error(self, request: Any, client_address: Any) -> None:
-        """Stay quiet: a client hanging up mid-answer is routine in fault tests."""
+        """Stay quiet about a client hanging up (routine in fault tests); keep anything else
+        in the stand-in's `errors`: the client got a closed connection for it."""
+        if not isinstance(sys.exc_info()[1], OSError):
+            self.standin._failed()
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -101,6 +106,7 @@ class _Handler(BaseHTTPRequestHandler):
                     )
                 )
         except Exception:  # the stand-in must keep serving whatever happens
+            svc._failed()
             reply = error_reply(500, "internal server error")
         svc._record(
             {
@@ -156,6 +162,9 @@ class StandIn:
         """Prepare the service (demo users included); start() or ``with`` binds it."""
         self.requested_port = port
         self.log: List[Dict[str, Any]] = []
+        # The traceback of every request the stand-in's own code failed on (its client got a
+        # 500 or a closed connection); the tests' fixture fails a test that left one here.
+        self.errors: List[str] = []
         self.accounts = Accounts(jwt_lifetime)
         self.session_store = Sessions()
         self.auth = Auth(self.accounts, self.session_store)
@@ -424,6 +433,11 @@ class StandIn:
     def _record(self, entry: Dict[str, Any]) -> None:
         with self._log_lock:
             self.log.append(entry)
+
+    def _failed(self) -> None:
+        """Keep the exception being handled: a defect of the stand-in, never of its client."""
+        with self._log_lock:
+            self.errors.append(traceback.format_exc())
 
     def requests_to(self, path: str) -> List[Dict[str, Any]]:
         """Log entries for one path (no query string)."""
