@@ -123,3 +123,19 @@ def test_without_a_credential_git_fails_without_prompting(git_server, tmp_path, 
     assert proc.returncode != 0
     assert "terminal prompts disabled" in proc.stderr or "could not read" in proc.stderr
     assert git_server.statuses() == [(None, 401)]
+
+
+def test_the_git_server_asks_the_standin_again_once_and_says_so(git_server, standin):
+    # The test git server's own behaviour, which every test above relies on: one broken
+    # connection to the service is asked again (with a warning in pytest's summary), two
+    # are an error, and a refusal is never asked again.
+    token = standin.mint_api_token("johndoe")
+    standin.drop_next(1, path="/api/tokens/validate")
+    with pytest.warns(UserWarning, match="githttp: asking the stand-in again"):
+        assert git_server.user_for(token) == "johndoe"
+    standin.drop_next(2, path="/api/tokens/validate")
+    with pytest.warns(UserWarning), pytest.raises(ConnectionError):
+        git_server.user_for(token)
+    before = len(standin.requests_to("/api/tokens/validate"))
+    assert git_server.user_for("rexec_" + "0" * 64) is None
+    assert len(standin.requests_to("/api/tokens/validate")) == before + 1
